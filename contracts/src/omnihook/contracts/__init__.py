@@ -1,0 +1,95 @@
+"""omnihook.contracts: the models of every payload Rocket.Chat's Omnichannel webhooks send.
+
+>>> from omnihook.contracts import parse_event, samples
+>>> event = parse_event(samples.sample("chat-close"))
+>>> event.type, event.visitor.first_email
+('LivechatSession', 'jane.doe@example.com')
+"""
+
+from . import samples
+from .dates import RocketChatDate, format_date, utc_now
+from .event_type import ADMIN_SWITCHES, AdminSwitch, EventType
+from .events import (
+    SEND_TEST_ROOM_ID,
+    AnyEvent,
+    Event,
+    LeadCapture,
+    LivechatEdit,
+    LivechatOfflineMessage,
+    LivechatSession,
+    LivechatSessionForwarded,
+    LivechatSessionQueued,
+    LivechatSessionStart,
+    LivechatSessionTaken,
+    Message,
+    MessageEvent,
+    RoomEvent,
+    UnknownEvent,
+    WireEvent,
+)
+from .parsing import ContractError, Problem, format_path, parse_event, unknown_fields
+from .parts import (
+    Agent,
+    ChatMessage,
+    ClosedBy,
+    FileUpload,
+    MessageAuthor,
+    Navigation,
+    NavigationLocation,
+    NavigationPage,
+    OfflineVisitor,
+    OldServedBy,
+    ServedBy,
+    Visitor,
+    VisitorEmail,
+    VisitorPhone,
+)
+from .schema import json_schema
+from .wire import WireModel
+
+__all__ = [
+    "ADMIN_SWITCHES",
+    "SEND_TEST_ROOM_ID",
+    "AdminSwitch",
+    "Agent",
+    "AnyEvent",
+    "ChatMessage",
+    "ClosedBy",
+    "ContractError",
+    "Event",
+    "EventType",
+    "FileUpload",
+    "LeadCapture",
+    "LivechatEdit",
+    "LivechatOfflineMessage",
+    "LivechatSession",
+    "LivechatSessionForwarded",
+    "LivechatSessionQueued",
+    "LivechatSessionStart",
+    "LivechatSessionTaken",
+    "Message",
+    "MessageAuthor",
+    "MessageEvent",
+    "Navigation",
+    "NavigationLocation",
+    "NavigationPage",
+    "OfflineVisitor",
+    "OldServedBy",
+    "Problem",
+    "RocketChatDate",
+    "RoomEvent",
+    "ServedBy",
+    "UnknownEvent",
+    "Visitor",
+    "VisitorEmail",
+    "VisitorPhone",
+    "WireEvent",
+    "WireModel",
+    "format_date",
+    "format_path",
+    "json_schema",
+    "parse_event",
+    "samples",
+    "unknown_fields",
+    "utc_now",
+]

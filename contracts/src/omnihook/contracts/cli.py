@@ -1,0 +1,178 @@
+"""The ``omnihook`` command: ``schema`` and ``validate`` here, the rest from installed parts.
+
+Each part registers its subcommands as ``click`` commands in the ``omnihook.commands`` entry-point
+group (the sender: ``send``, ``send-test``; the receiver: ``serve``), so installing only one part
+gives only its commands.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .event_type import EventType
+from .events import UnknownEvent
+from .parsing import ContractError, parse_event, unknown_fields
+from .schema import json_schema
+
+__all__ = ["COMMAND_GROUP", "main", "root"]
+
+COMMAND_GROUP = "omnihook.commands"
+
+
+class _PartsGroup(click.Group):
+    """A group that adds the commands other installed parts declare as entry points."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = set(super().list_commands(ctx))
+        names.update(ep.name for ep in entry_points(group=COMMAND_GROUP))
+        return sorted(names)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        for ep in entry_points(group=COMMAND_GROUP, name=cmd_name):
+            loaded = ep.load()
+            if not isinstance(loaded, click.Command):
+                raise click.ClickException(
+                    f"entry point {ep.value} is not a click command"
+                )
+            return loaded
+        return None
+
+
+@click.group(cls=_PartsGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="omnihook-contracts", prog_name="omnihook")
+def root() -> None:
+    """omnihook: Rocket.Chat Omnichannel webhooks, both ends of the wire."""
+
+
+@root.command()
+@click.argument("event_type", required=False)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write the schema to this file instead of standard output.",
+)
+def schema(event_type: str | None, output: Path | None) -> None:
+    """Print the JSON Schema of EVENT_TYPE, or of any event when none is given.
+
+    EVENT_TYPE may be the wire type (LivechatSession), the admin page's name ("Chat Close") or
+    the enum name (CHAT_CLOSE).
+    """
+    try:
+        resolved = EventType.lookup(event_type) if event_type else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="EVENT_TYPE") from None
+    text = json.dumps(json_schema(resolved), indent=2) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+
+
+@root.command()
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(path_type=Path, allow_dash=True)
+)
+@click.option(
+    "--quiet", "-q", is_flag=True, help="Print only the payloads that have problems."
+)
+def validate(files: tuple[Path, ...], quiet: bool) -> None:
+    """Check payload FILES against the contracts and print each problem with its path.
+
+    A file holds one JSON payload, a JSON array of payloads, or one payload per line (.jsonl).
+    Use - for standard input. Exits 1 if any payload is invalid.
+    """
+    invalid = 0
+    checked = 0
+    for path in files:
+        for where, document in _documents(path):
+            checked += 1
+            if not _report(where, document, quiet):
+                invalid += 1
+    summary = f"{checked} payload(s) checked, {invalid} invalid"
+    click.echo(summary, err=True)
+    if invalid:
+        sys.exit(1)
+
+
+def _documents(path: Path) -> Iterator[tuple[str, str | Any]]:
+    """Each payload of a file with where it came from; text that is not JSON stays text."""
+    name = "<stdin>" if str(path) == "-" else str(path)
+    try:
+        text = (
+            sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+        )
+    except (OSError, UnicodeDecodeError) as exc:
+        yield name, _Unreadable(str(exc))
+        return
+    if path.suffix == ".jsonl":
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                yield f"{name}:{number}", line
+        return
+    try:
+        document = json.loads(text)
+    except ValueError:
+        yield name, text
+        return
+    if (
+        isinstance(document, list)
+        and document
+        and all(isinstance(item, dict) for item in document)
+    ):
+        for index, item in enumerate(document):
+            yield f"{name}[{index}]", item
+    else:
+        yield name, document
+
+
+class _Unreadable:
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _report(where: str, document: Any, quiet: bool) -> bool:
+    if isinstance(document, _Unreadable):
+        click.echo(f"{where}: cannot read: {document.reason}")
+        return False
+    try:
+        event = parse_event(
+            document if isinstance(document, dict | str) else json.dumps(document)
+        )
+    except ContractError as exc:
+        label = {"not_json": "not JSON", "not_object": "not a JSON object"}.get(
+            exc.reason
+        )
+        click.echo(f"{where}: {label or f'invalid {exc.event_type}'}")
+        for problem in exc.problems:
+            click.echo(f"  {problem}")
+        return False
+    if isinstance(event, UnknownEvent):
+        click.echo(
+            f"{where}: unknown event type {event.type!r} (a newer Rocket.Chat?): accepted, kept as is"
+        )
+        return True
+    notes = [f"  note: unknown field {path} (kept)" for path in unknown_fields(event)]
+    if not quiet or notes:
+        room = f", room {event.room_id}" if event.room_id else ""
+        test = ", the Send Test sample" if event.is_test else ""
+        click.echo(f"{where}: ok ({event.type}{room}{test})")
+        for note in notes:
+            click.echo(note)
+    return True
+
+
+def main() -> None:
+    """Console entry point of ``omnihook``."""
+    root(prog_name="omnihook")

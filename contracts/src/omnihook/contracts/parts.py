@@ -1,0 +1,279 @@
+"""The pieces that payloads are made of: visitor, agent, messages, served-by records."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import Field
+
+from .dates import RocketChatDate
+from .wire import WireModel
+
+__all__ = [
+    "Agent",
+    "ChatMessage",
+    "ClosedBy",
+    "FileUpload",
+    "MessageAuthor",
+    "Navigation",
+    "NavigationLocation",
+    "NavigationPage",
+    "OfflineVisitor",
+    "OldServedBy",
+    "ServedBy",
+    "Visitor",
+    "VisitorEmail",
+    "VisitorPhone",
+]
+
+
+class VisitorEmail(WireModel):
+    """One entry of ``visitor.email`` in current versions: ``{"address": "..."}``."""
+
+    address: str
+
+
+class VisitorPhone(WireModel):
+    """One entry of ``visitor.phone`` in current versions: ``{"phoneNumber": "..."}``."""
+
+    phone_number: str = Field(alias="phoneNumber")
+
+
+def _addresses(
+    value: list[VisitorEmail] | list[VisitorPhone] | str | None,
+) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value] if value.strip() else []
+    found = [
+        e.address if isinstance(e, VisitorEmail) else e.phone_number for e in value
+    ]
+    return [item for item in found if item.strip()]
+
+
+class _ContactMixin:
+    """Email and phone helpers that work whatever form Rocket.Chat used."""
+
+    email: list[VisitorEmail] | str | None
+    phone: list[VisitorPhone] | str | None
+
+    @property
+    def emails(self) -> list[str]:
+        """Every non-empty email address, whether sent as objects, a string or null."""
+        return _addresses(self.email)
+
+    @property
+    def phones(self) -> list[str]:
+        """Every non-empty phone number, whether sent as objects, a string or null."""
+        return _addresses(self.phone)
+
+    @property
+    def first_email(self) -> str | None:
+        """The visitor's first email address, or ``None``."""
+        emails = self.emails
+        return emails[0] if emails else None
+
+    @property
+    def first_phone(self) -> str | None:
+        """The visitor's first phone number, or ``None``."""
+        phones = self.phones
+        return phones[0] if phones else None
+
+
+class Visitor(_ContactMixin, WireModel):
+    """``visitor`` of a room event.
+
+    ``email``/``phone`` are lists of objects in current versions, ``null`` in older ones and plain
+    strings in the Send Test sample; use ``first_email``/``first_phone`` to read them.
+    """
+
+    id: str = Field(alias="_id")
+    token: str | None = None
+    name: str | None = None
+    username: str
+    department: str | None = None
+    ip: str | None = None
+    os: str | None = None
+    browser: str | None = None
+    custom_fields: dict[str, Any] | None = Field(default=None, alias="customFields")
+    email: list[VisitorEmail] | str | None = None
+    phone: list[VisitorPhone] | str | None = None
+
+    @property
+    def display_name(self) -> str:
+        """The visitor's name, falling back to the username (``guest-12``)."""
+        return self.name or self.username
+
+
+class OfflineVisitor(_ContactMixin, WireModel):
+    """``visitor`` of an offline message: what the offline form asked for, email as a string."""
+
+    name: str | None = None
+    email: list[VisitorEmail] | str | None = None
+    phone: list[VisitorPhone] | str | None = None
+
+    @property
+    def display_name(self) -> str:
+        """The visitor's name, falling back to the email address."""
+        return self.name or self.first_email or "visitor"
+
+
+class Agent(WireModel):
+    """``agent``: the user serving the room; present only once the room is served."""
+
+    id: str = Field(alias="_id")
+    username: str
+    name: str | None = None
+    custom_fields: dict[str, Any] | None = Field(default=None, alias="customFields")
+    email: str | None = None
+
+
+class ServedBy(WireModel):
+    """``servedBy``: who serves the room and since when."""
+
+    id: str = Field(alias="_id")
+    username: str | None = None
+    ts: RocketChatDate | None = None
+
+
+class OldServedBy(WireModel):
+    """``oldServedBy`` of a forward to another agent."""
+
+    id: str = Field(alias="_id")
+    ts: RocketChatDate | None = None
+    username: str | None = None
+
+
+class ClosedBy(WireModel):
+    """``closedBy`` of a close event."""
+
+    id: str = Field(alias="_id")
+    username: str | None = None
+
+
+class MessageAuthor(WireModel):
+    """``u`` of a message: its author."""
+
+    id: str = Field(alias="_id")
+    username: str
+    name: str | None = None
+
+
+class NavigationLocation(WireModel):
+    """``navigation.page.location``."""
+
+    href: str | None = None
+
+
+class NavigationPage(WireModel):
+    """``navigation.page``: the page the visitor was on."""
+
+    title: str | None = None
+    location: NavigationLocation | None = None
+    token: str | None = None
+
+
+class Navigation(WireModel):
+    """``navigation`` of a navigation-history message."""
+
+    page: NavigationPage | None = None
+
+
+class FileUpload(WireModel):
+    """``fileUpload``: where to download a message's file (the URL carries a token)."""
+
+    public_file_path: str | None = Field(default=None, alias="publicFilePath")
+    type: str | None = None
+    size: int | None = None
+
+
+class ChatMessage(WireModel):
+    """One entry of ``messages``.
+
+    Real events carry ``u``, ``_id``, ``rid`` and ``_updatedAt``; the Send Test sample carries
+    only ``username``, ``msg``, ``ts`` and (for the agent line) ``agentId``. ``msg`` is absent when
+    a message has neither text nor blocks (a file, a close without comment) and is the JSON of
+    ``blocks`` when only blocks are present.
+    """
+
+    u: MessageAuthor | None = None
+    id: str | None = Field(default=None, alias="_id")
+    username: str
+    msg: str | None = None
+    blocks: list[dict[str, Any]] | None = None
+    ts: RocketChatDate
+    rid: str | None = None
+    edited_at: RocketChatDate | None = Field(default=None, alias="editedAt")
+    agent_id: str | None = Field(default=None, alias="agentId")
+    navigation: Navigation | None = None
+    closing_message: bool | None = Field(default=None, alias="closingMessage")
+    file: dict[str, Any] | None = None
+    attachments: list[dict[str, Any]] | None = None
+    file_upload: FileUpload | None = Field(default=None, alias="fileUpload")
+    updated_at: RocketChatDate | None = Field(default=None, alias="_updatedAt")
+
+    @property
+    def is_from_agent(self) -> bool:
+        """Whether an agent (or bot) wrote it: Rocket.Chat sets ``agentId`` for non-visitors."""
+        return self.agent_id is not None
+
+    @property
+    def is_from_visitor(self) -> bool:
+        """Whether the visitor wrote it."""
+        return self.agent_id is None
+
+    @property
+    def is_closing(self) -> bool:
+        """Whether this is the closing message (the close comment)."""
+        return self.closing_message is True
+
+    @property
+    def author_name(self) -> str:
+        """The author's display name, falling back to the username."""
+        if self.u is not None and self.u.name:
+            return self.u.name
+        return self.username
+
+    @property
+    def text(self) -> str:
+        """A readable one-line text: the message, or what stands for it (blocks, file, page)."""
+        if self.blocks and (self.msg is None or self.msg == _blocks_json(self.blocks)):
+            return _blocks_text(self.blocks) or "[interactive message]"
+        if self.msg:
+            return self.msg
+        if self.navigation is not None and self.navigation.page is not None:
+            page = self.navigation.page
+            href = page.location.href if page.location is not None else None
+            return f"[visited {page.title or href or 'a page'}{f' ({href})' if href else ''}]"
+        if self.file is not None:
+            return f"[file: {self.file.get('name') or 'attachment'}]"
+        if self.is_closing:
+            return "[closed the chat]"
+        return ""
+
+
+def _blocks_json(blocks: list[dict[str, Any]]) -> str:
+    # Rocket.Chat falls back to JSON.stringify(blocks), which writes no spaces.
+    return json.dumps(blocks, separators=(",", ":"), ensure_ascii=False)
+
+
+def _blocks_text(blocks: list[dict[str, Any]]) -> str:
+    """The human text inside UIKit blocks (section, context and header texts)."""
+    pieces: list[str] = []
+
+    def collect(node: Any) -> None:
+        if isinstance(node, dict):
+            text = node.get("text")
+            if isinstance(text, str):
+                pieces.append(text)
+            for key, value in node.items():
+                if key != "text" or not isinstance(value, str):
+                    collect(value)
+        elif isinstance(node, list):
+            for item in node:
+                collect(item)
+
+    collect(blocks)
+    return " ".join(piece.strip() for piece in pieces if piece.strip())

@@ -1,0 +1,36 @@
+"""The base of every payload model: keep unknown fields, dump back to the exact wire document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = ["WireModel"]
+
+
+class WireModel(BaseModel):
+    """A part of a Rocket.Chat payload.
+
+    Python attributes are snake_case; the wire names (``_id``, ``createdAt``…) are aliases and
+    both are accepted when building a model. Unknown fields are kept (``model_extra``) so a newer
+    Rocket.Chat's additions survive a round trip. Dumping writes only the keys that were present
+    (or set), so ``null`` stays ``null`` and an absent key stays absent.
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document of this model, as Rocket.Chat would send it."""
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+    def to_json(self) -> bytes:
+        """Compact JSON bytes of this model, as ``JSON.stringify`` would write them."""
+        return self.__pydantic_serializer__.to_json(
+            self, by_alias=True, exclude_unset=True
+        )

@@ -1,0 +1,230 @@
+"""``create_app``: the webhook endpoint as a Starlette app, to run or to mount in your own app.
+
+The request travels one way: body limit → token → parse → handlers → answer. Each failure has its
+status (see the README's table) and a JSON body ``{"error": ..., "detail": ...}``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from omnihook.contracts import AnyEvent, ContractError, RoomEvent, parse_event
+
+from .router import HandlerContext, HandlerFailures, Router
+from .verification import TOKEN_HEADER, TokenCheck, TokenVerifier
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_PATH", "create_app"]
+
+logger = logging.getLogger("omnihook.receiver")
+
+DEFAULT_PATH = "/rocketchat"
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+_MAX_PROBLEMS_SHOWN = 20
+_OK_BODY = b'{"ok":true}'
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def create_app(
+    router: Router,
+    tokens: Iterable[str] | None = None,
+    *,
+    path: str = DEFAULT_PATH,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    insecure_no_token: bool = False,
+) -> Starlette:
+    """A Starlette app that receives Rocket.Chat's webhook at ``POST path`` and runs ``router``.
+
+    ``tokens`` are the accepted values of ``X-RocketChat-Livechat-Token`` (several for rotation);
+    at least one is required unless ``insecure_no_token=True``. ``GET /healthz`` answers
+    ``{"status": "ok"}``. Mount the result in FastAPI or Starlette with ``app.mount("/hooks", ...)``.
+    """
+    token_list = list(tokens or [])
+    if token_list:
+        verifier = TokenVerifier(token_list)
+    elif insecure_no_token:
+        verifier = TokenVerifier.insecure()
+    else:
+        raise ValueError(
+            "create_app needs at least one token (the Secret Token of Rocket.Chat's "
+            "Omnichannel > Webhooks page), or insecure_no_token=True to accept any request"
+        )
+    if max_body_bytes <= 0:
+        raise ValueError(f"max_body_bytes must be positive, got {max_body_bytes}")
+    if not path.startswith("/"):
+        raise ValueError(f"path must start with '/', got {path!r}")
+
+    endpoint = _WebhookEndpoint(router, verifier, max_body_bytes)
+    app = Starlette(
+        routes=[
+            Route(path, endpoint.handle, methods=["POST"]),
+            Route("/healthz", _healthz, methods=["GET"]),
+        ],
+        exception_handlers={HTTPException: _http_error},
+    )
+    app.state.router = router
+    app.state.webhook_path = path
+    return app
+
+
+class _WebhookEndpoint:
+    def __init__(
+        self, router: Router, verifier: TokenVerifier, max_body_bytes: int
+    ) -> None:
+        self.router = router
+        self.verifier = verifier
+        self.max_body_bytes = max_body_bytes
+
+    async def handle(self, request: Request) -> Response:
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                return _error(
+                    400, "bad_content_length", "Content-Length is not a number"
+                )
+            if int(declared) > self.max_body_bytes:
+                return self._too_large()
+
+        check = self.verifier.check(request.headers.get(TOKEN_HEADER))
+        if check is not TokenCheck.VALID:
+            return self._unauthorized(request, check)
+
+        try:
+            body = await self._read_body(request)
+        except _BodyTooLarge:
+            return self._too_large()
+
+        try:
+            event = parse_event(body)
+        except ContractError as exc:
+            return self._rejected(request, exc)
+
+        try:
+            result = await self.router.dispatch(event, HandlerContext(raw_body=body))
+        except HandlerFailures as exc:
+            return _handler_failed(exc)
+        if event.is_test:
+            # The router gave the sample to `on_test` handlers only; nothing reached a CRM.
+            logger.info(
+                "Send Test sample received: Rocket.Chat can reach this receiver"
+            )
+            return Response(_OK_BODY, media_type="application/json")
+        return _accepted(event, result.crm_data)
+
+    async def _read_body(self, request: Request) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise _BodyTooLarge
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _too_large(self) -> Response:
+        return _error(
+            413,
+            "body_too_large",
+            f"the body exceeds the receiver's limit of {self.max_body_bytes} bytes",
+        )
+
+    def _unauthorized(self, request: Request, check: TokenCheck) -> Response:
+        client = request.client.host if request.client else "unknown"
+        logger.warning("rejected a delivery from %s: token %s", client, check.value)
+        if check is TokenCheck.MISSING:
+            detail = (
+                f"the {TOKEN_HEADER} header is missing or empty; set the same Secret Token in "
+                "Rocket.Chat (Omnichannel > Webhooks) and in this receiver"
+            )
+            return _error(401, "missing_token", detail)
+        detail = (
+            f"the {TOKEN_HEADER} header does not match any token this receiver accepts"
+        )
+        return _error(401, "invalid_token", detail)
+
+    def _rejected(self, request: Request, exc: ContractError) -> Response:
+        logger.warning("rejected a delivery: %s", exc.summary())
+        if exc.reason == "not_json":
+            return _error(
+                400, "invalid_json", f"the body is not JSON: {exc.problems[0].message}"
+            )
+        if exc.reason == "not_object":
+            return _error(400, "not_an_object", exc.problems[0].message)
+        problems = [
+            {"path": p.path, "message": p.message}
+            for p in exc.problems[:_MAX_PROBLEMS_SHOWN]
+        ]
+        return _error(
+            422,
+            "contract_violation",
+            exc.summary(),
+            problems=problems,
+            type=exc.event_type,
+        )
+
+
+def _accepted(event: AnyEvent, handler_results: dict[str, Any]) -> Response:
+    # Rocket.Chat replaces the room's crmData with every 200 body. Start from what it sent us, so
+    # ids stored by an earlier answer survive events whose handlers return nothing.
+    body: dict[str, Any] = {}
+    if isinstance(event, RoomEvent):
+        previous = event.parsed_crm_data()
+        if isinstance(previous, Mapping):
+            body.update(previous)
+    body.update(handler_results)
+    if not body:
+        return Response(_OK_BODY, media_type="application/json")
+    try:
+        encoded = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    except (TypeError, ValueError) as exc:
+        logger.error("handler results for %s are not JSON: %s", event.type, exc)
+        return _error(
+            500,
+            "handler_failed",
+            f"the handlers' results cannot be sent as JSON: {exc}",
+        )
+    return Response(encoded, media_type="application/json")
+
+
+def _handler_failed(exc: HandlerFailures) -> Response:
+    failed = ", ".join(
+        f"{failure.handler} ({type(failure.error).__name__})"
+        for failure in exc.failures
+    )
+    detail = (
+        f"{len(exc.failures)} of {exc.ran} handler(s) failed: {failed}; "
+        "see the receiver's log (Rocket.Chat will retry)"
+    )
+    return _error(500, "handler_failed", detail, handlers=exc.handler_names)
+
+
+def _error(status: int, error: str, detail: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail, **extra}, status_code=status)
+
+
+async def _healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    names = {404: "not_found", 405: "method_not_allowed"}
+    detail = {
+        404: f"nothing at {request.url.path}",
+        405: f"{request.method} is not allowed on {request.url.path}",
+    }.get(exc.status_code, str(exc.detail))
+    response = _error(exc.status_code, names.get(exc.status_code, "http_error"), detail)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response

@@ -1,0 +1,276 @@
+"""Route each event to the handlers decorated for its type; run them all; report every failure.
+
+>>> router = Router()
+>>> @router.on(EventType.CHAT_CLOSE)
+... async def closed(event): ...
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+import anyio.to_thread
+
+from omnihook.contracts import AnyEvent, EventType, MessageEvent, utc_now
+
+__all__ = [
+    "DispatchResult",
+    "HandlerContext",
+    "HandlerFailure",
+    "HandlerFailures",
+    "Router",
+]
+
+logger = logging.getLogger("omnihook.receiver")
+
+H = TypeVar("H", bound=Callable[..., Any])
+
+
+@dataclass
+class HandlerContext:
+    """What a handler may want to know beyond the event; a handler gets it as a second argument."""
+
+    raw_body: bytes = b""
+    """The request body exactly as received."""
+    received_at: datetime = field(default_factory=utc_now)
+    """When the receiver accepted the delivery."""
+    stale: bool = False
+    """Whether an event newer than this one was already handled for the same room."""
+    attempt: int = 1
+    """Which handling attempt this is (1 for the first)."""
+
+
+@dataclass(frozen=True)
+class HandlerFailure:
+    """One handler that raised, and what it raised."""
+
+    handler: str
+    error: Exception
+
+    def __str__(self) -> str:
+        return f"{self.handler} raised {type(self.error).__name__}: {self.error}"
+
+
+class HandlerFailures(Exception):
+    """Some handlers failed for an event; the others still ran. ``failures`` lists each one."""
+
+    def __init__(
+        self, event: AnyEvent, failures: list[HandlerFailure], ran: int
+    ) -> None:
+        self.event = event
+        self.failures = tuple(failures)
+        self.ran = ran
+        room = f" (room {event.room_id})" if event.room_id else ""
+        details = "; ".join(str(failure) for failure in failures)
+        super().__init__(
+            f"{len(failures)} of {ran} handler(s) failed for {event.type}{room}: {details}"
+        )
+
+    @property
+    def handler_names(self) -> list[str]:
+        """The names of the handlers that failed."""
+        return [failure.handler for failure in self.failures]
+
+
+@dataclass(frozen=True)
+class DispatchResult:
+    """What handling an event produced."""
+
+    crm_data: dict[str, Any]
+    """The mappings the handlers returned, merged in registration order."""
+    handlers_run: int
+
+
+Matcher = Callable[[AnyEvent], bool]
+
+
+@dataclass(frozen=True)
+class _Registration:
+    func: Callable[..., Any]
+    name: str
+    matches: Matcher
+    wants_context: bool
+    is_async: bool
+    for_test_sample: bool = False
+
+
+class Router:
+    """Handlers per event type. Every matching handler runs, in the order they were registered.
+
+    Handlers take ``(event)`` or ``(event, context)``, may be plain functions (run in a worker
+    thread so they cannot stall the server) or coroutines, and may return a mapping: the merged
+    mappings become the body of the 200 answer, which Rocket.Chat stores as the room's crmData.
+    The admin page's Send Test sample reaches only handlers registered with :meth:`on_test`.
+    """
+
+    def __init__(self) -> None:
+        self._registrations: list[_Registration] = []
+
+    def on(self, *event_types: EventType | str) -> Callable[[H], H]:
+        """Register a handler for one or several event types (``EventType`` or any name
+        ``EventType.lookup`` knows: ``"LivechatSession"``, ``"Chat Close"``…)."""
+        if not event_types:
+            raise TypeError(
+                "Router.on() needs at least one event type; use on_any for every event"
+            )
+        wanted = frozenset(_resolve(event_type) for event_type in event_types)
+
+        def decorate(func: H) -> H:
+            self._add(func, lambda event: event.event_type in wanted)
+            return func
+
+        return decorate
+
+    def on_visitor_message(self, func: H) -> H:
+        """Register a handler for messages written by the visitor (``Message`` without ``agentId``)."""
+        self._add(
+            func,
+            lambda event: isinstance(event, MessageEvent) and event.is_visitor_message,
+        )
+        return func
+
+    def on_agent_message(self, func: H) -> H:
+        """Register a handler for messages written by an agent (``Message`` with ``agentId``)."""
+        self._add(
+            func,
+            lambda event: isinstance(event, MessageEvent) and event.is_agent_message,
+        )
+        return func
+
+    def on_any(self, func: H) -> H:
+        """Register a handler for every event, unknown types included (not the Send Test sample)."""
+        self._add(func, lambda event: True)
+        return func
+
+    def on_test(self, func: H) -> H:
+        """Register a handler for the admin page's Send Test sample (which no other handler sees)."""
+        self._add(func, lambda event: event.is_test, for_test_sample=True)
+        return func
+
+    def include(self, other: Router) -> None:
+        """Add every handler of ``other`` after this router's own (to compose routers by module)."""
+        self._registrations.extend(other._registrations)
+
+    def handlers_for(self, event: AnyEvent) -> list[str]:
+        """The names of the handlers ``event`` would reach, in the order they would run."""
+        return [registration.name for registration in self._matching(event)]
+
+    def __len__(self) -> int:
+        return len(self._registrations)
+
+    async def dispatch(
+        self, event: AnyEvent, context: HandlerContext | None = None
+    ) -> DispatchResult:
+        """Run every matching handler. Raises :class:`HandlerFailures` if any of them raised."""
+        context = context or HandlerContext()
+        merged: dict[str, Any] = {}
+        failures: list[HandlerFailure] = []
+        matching = self._matching(event)
+        for registration in matching:
+            try:
+                result = await _call(registration, event, context)
+                if result is None:
+                    continue
+                if not isinstance(result, Mapping):
+                    raise TypeError(
+                        f"returned {type(result).__name__}; a handler returns a mapping "
+                        "(sent back to Rocket.Chat as crmData) or None"
+                    )
+                merged.update(result)
+            except Exception as exc:
+                logger.error(
+                    "handler %s failed for %s (room %s)",
+                    registration.name,
+                    event.type,
+                    event.room_id,
+                    exc_info=exc,
+                )
+                failures.append(HandlerFailure(registration.name, exc))
+        if failures:
+            raise HandlerFailures(event, failures, len(matching))
+        return DispatchResult(crm_data=merged, handlers_run=len(matching))
+
+    def _matching(self, event: AnyEvent) -> list[_Registration]:
+        test = event.is_test
+        return [
+            registration
+            for registration in self._registrations
+            if registration.for_test_sample == test and registration.matches(event)
+        ]
+
+    def _add(
+        self,
+        func: Callable[..., Any],
+        matches: Matcher,
+        *,
+        for_test_sample: bool = False,
+    ) -> None:
+        if not callable(func):
+            raise TypeError(f"a handler must be callable, got {func!r}")
+        self._registrations.append(
+            _Registration(
+                func=func,
+                name=_name_of(func),
+                matches=matches,
+                wants_context=_positional_arity(func) >= 2,
+                is_async=_is_async(func),
+                for_test_sample=for_test_sample,
+            )
+        )
+
+
+def _resolve(event_type: EventType | str) -> EventType:
+    return (
+        event_type
+        if isinstance(event_type, EventType)
+        else EventType.lookup(event_type)
+    )
+
+
+async def _call(
+    registration: _Registration, event: AnyEvent, context: HandlerContext
+) -> Any:
+    args = (event, context) if registration.wants_context else (event,)
+    if registration.is_async:
+        return await registration.func(*args)
+    result = await anyio.to_thread.run_sync(functools.partial(registration.func, *args))
+    if inspect.isawaitable(result):
+        return await result
+    return result
+
+
+def _is_async(func: Callable[..., Any]) -> bool:
+    while isinstance(func, functools.partial):
+        func = func.func
+    if inspect.iscoroutinefunction(func):
+        return True
+    call = getattr(func, "__call__", None)  # noqa: B004 - a callable object's async __call__
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+def _positional_arity(func: Callable[..., Any]) -> int:
+    try:
+        parameters = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return 1
+    count = 0
+    for parameter in parameters:
+        if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+            return 2
+        if parameter.kind in (
+            inspect.Parameter.POSITIONAL_ONLY,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        ):
+            count += 1
+    return count
+
+
+def _name_of(func: Callable[..., Any]) -> str:
+    name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
+    return str(name) if name else repr(func)
