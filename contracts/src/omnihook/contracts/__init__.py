@@ -45,11 +45,13 @@ from .parts import (
     VisitorPhone,
 )
 from .schema import json_schema
+from .tokens import TOKEN_HEADER
 from .wire import WireModel
 
 __all__ = [
     "ADMIN_SWITCHES",
     "SEND_TEST_ROOM_ID",
+    "TOKEN_HEADER",
     "AdminSwitch",
     "Agent",
     "AnyEvent",

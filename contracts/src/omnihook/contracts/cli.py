@@ -41,9 +41,7 @@ class _PartsGroup(click.Group):
         for ep in entry_points(group=COMMAND_GROUP, name=cmd_name):
             loaded = ep.load()
             if not isinstance(loaded, click.Command):
-                raise click.ClickException(
-                    f"entry point {ep.value} is not a click command"
-                )
+                raise click.ClickException(f"entry point {ep.value} is not a click command")
             return loaded
         return None
 
@@ -81,12 +79,8 @@ def schema(event_type: str | None, output: Path | None) -> None:
 
 
 @root.command()
-@click.argument(
-    "files", nargs=-1, required=True, type=click.Path(path_type=Path, allow_dash=True)
-)
-@click.option(
-    "--quiet", "-q", is_flag=True, help="Print only the payloads that have problems."
-)
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, allow_dash=True))
+@click.option("--quiet", "-q", is_flag=True, help="Print only the payloads that have problems.")
 def validate(files: tuple[Path, ...], quiet: bool) -> None:
     """Check payload FILES against the contracts and print each problem with its path.
 
@@ -110,9 +104,7 @@ def _documents(path: Path) -> Iterator[tuple[str, str | Any]]:
     """Each payload of a file with where it came from; text that is not JSON stays text."""
     name = "<stdin>" if str(path) == "-" else str(path)
     try:
-        text = (
-            sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
-        )
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         yield name, _Unreadable(str(exc))
         return
@@ -126,11 +118,7 @@ def _documents(path: Path) -> Iterator[tuple[str, str | Any]]:
     except ValueError:
         yield name, text
         return
-    if (
-        isinstance(document, list)
-        and document
-        and all(isinstance(item, dict) for item in document)
-    ):
+    if isinstance(document, list) and document and all(isinstance(item, dict) for item in document):
         for index, item in enumerate(document):
             yield f"{name}[{index}]", item
     else:
@@ -147,13 +135,9 @@ def _report(where: str, document: Any, quiet: bool) -> bool:
         click.echo(f"{where}: cannot read: {document.reason}")
         return False
     try:
-        event = parse_event(
-            document if isinstance(document, dict | str) else json.dumps(document)
-        )
+        event = parse_event(document if isinstance(document, dict | str) else json.dumps(document))
     except ContractError as exc:
-        label = {"not_json": "not JSON", "not_object": "not a JSON object"}.get(
-            exc.reason
-        )
+        label = {"not_json": "not JSON", "not_object": "not a JSON object"}.get(exc.reason)
         click.echo(f"{where}: {label or f'invalid {exc.event_type}'}")
         for problem in exc.problems:
             click.echo(f"  {problem}")

@@ -91,13 +91,9 @@ ADMIN_SWITCHES: tuple[AdminSwitch, ...] = (
     AdminSwitch("Chat Start", "Livechat_webhook_on_start", EventType.CHAT_START),
     AdminSwitch("Chat Close", "Livechat_webhook_on_close", EventType.CHAT_CLOSE),
     AdminSwitch("Chat Taken", "Livechat_webhook_on_chat_taken", EventType.CHAT_TAKEN),
-    AdminSwitch(
-        "Chat Queued", "Livechat_webhook_on_chat_queued", EventType.CHAT_QUEUED
-    ),
+    AdminSwitch("Chat Queued", "Livechat_webhook_on_chat_queued", EventType.CHAT_QUEUED),
     AdminSwitch("Forwarding", "Livechat_webhook_on_forward", EventType.CHAT_FORWARDED),
-    AdminSwitch(
-        "Offline Messages", "Livechat_webhook_on_offline_msg", EventType.OFFLINE_MESSAGE
-    ),
+    AdminSwitch("Offline Messages", "Livechat_webhook_on_offline_msg", EventType.OFFLINE_MESSAGE),
     AdminSwitch(
         "Visitor Messages",
         "Livechat_webhook_on_visitor_message",

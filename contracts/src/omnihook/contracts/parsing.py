@@ -50,9 +50,7 @@ class ContractError(ValueError):
     path and what is wrong with it).
     """
 
-    def __init__(
-        self, reason: Reason, problems: list[Problem], event_type: str | None = None
-    ):
+    def __init__(self, reason: Reason, problems: list[Problem], event_type: str | None = None):
         self.reason: Reason = reason
         self.problems: tuple[Problem, ...] = tuple(problems)
         self.event_type = event_type
@@ -78,7 +76,13 @@ def parse_event(
     :class:`UnknownEvent` keeping every field when the type is not one of the nine known ones.
     Raises :class:`ContractError` otherwise.
     """
-    raw = _encode_mapping(data) if isinstance(data, Mapping) else data
+    raw: bytes | bytearray | str
+    if isinstance(data, Mapping):
+        raw = _encode_mapping(data)
+    elif isinstance(data, memoryview):
+        raw = data.tobytes()
+    else:
+        raw = data
     try:
         event: AnyEvent = _EVENT_ADAPTER.validate_json(raw)
     except ValidationError as exc:
@@ -98,16 +102,12 @@ def _encode_mapping(data: Mapping[str, Any]) -> bytes:
     try:
         return json.dumps(data, default=default, ensure_ascii=False).encode()
     except (TypeError, ValueError) as exc:
-        raise ContractError(
-            "not_json", [Problem("", f"cannot be written as JSON: {exc}")]
-        ) from exc
+        raise ContractError("not_json", [Problem("", f"cannot be written as JSON: {exc}")]) from exc
 
 
-def _explain_failure(
-    raw: bytes | bytearray | memoryview | str, exc: ValidationError
-) -> AnyEvent:
+def _explain_failure(raw: bytes | bytearray | str, exc: ValidationError) -> AnyEvent:
     try:
-        document = json.loads(bytes(raw) if isinstance(raw, memoryview) else raw)
+        document = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as decode_error:
         raise ContractError("not_json", [Problem("", str(decode_error))]) from None
     if not isinstance(document, dict):
@@ -116,13 +116,9 @@ def _explain_failure(
         raise ContractError("not_object", [problem]) from None
     event_type = document.get("type")
     if "type" not in document:
-        raise ContractError(
-            "contract", [Problem("type", "required field is missing")]
-        ) from None
+        raise ContractError("contract", [Problem("type", "required field is missing")]) from None
     if not isinstance(event_type, str):
-        problem = Problem(
-            "type", f"expected the event type as a string, got {_short(event_type)}"
-        )
+        problem = Problem("type", f"expected the event type as a string, got {_short(event_type)}")
         raise ContractError("contract", [problem]) from None
     if event_type not in _KNOWN_TYPES:
         return UnknownEvent.model_validate(document)
@@ -143,9 +139,7 @@ def _json_kind(python_kind: str) -> str:
 def _problems(errors: list[ErrorDetails]) -> Iterator[Problem]:
     seen: set[str] = set()
     for error in errors:
-        loc = list(
-            error["loc"][1:]
-        )  # the first element is the union tag (the event type)
+        loc = list(error["loc"][1:])  # the first element is the union tag (the event type)
         message = _message(error)
         for index in range(1, len(loc)):
             if loc[index - 1] in _UNION_FIELDS and isinstance(loc[index], str):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
@@ -47,17 +47,18 @@ def _addresses(
         return []
     if isinstance(value, str):
         return [value] if value.strip() else []
-    found = [
-        e.address if isinstance(e, VisitorEmail) else e.phone_number for e in value
-    ]
+    found = [e.address if isinstance(e, VisitorEmail) else e.phone_number for e in value]
     return [item for item in found if item.strip()]
 
 
 class _ContactMixin:
     """Email and phone helpers that work whatever form Rocket.Chat used."""
 
-    email: list[VisitorEmail] | str | None
-    phone: list[VisitorPhone] | str | None
+    if TYPE_CHECKING:
+        # Declared by the models themselves, in their wire position (pydantic would otherwise
+        # take these annotations as fields and put them first).
+        email: list[VisitorEmail] | str | None
+        phone: list[VisitorPhone] | str | None
 
     @property
     def emails(self) -> list[str]:

@@ -96,9 +96,7 @@ def _message(
 
 
 _HISTORY_BEFORE_TAKEN = [
-    _message(
-        1, "2025-03-14T09:30:04.512Z", "Hi, my order A-10042 has not arrived yet."
-    ),
+    _message(1, "2025-03-14T09:30:04.512Z", "Hi, my order A-10042 has not arrived yet."),
 ]
 _HISTORY_AFTER_TAKEN = [
     *_HISTORY_BEFORE_TAKEN,

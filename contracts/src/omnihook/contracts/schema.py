@@ -24,11 +24,7 @@ def json_schema(event_type: EventType | str | None = None) -> dict[str, Any]:
         schema = TypeAdapter(Event).json_schema(by_alias=True)
         schema["title"] = "Rocket.Chat Omnichannel webhook event"
     else:
-        resolved = (
-            event_type
-            if isinstance(event_type, EventType)
-            else EventType.lookup(event_type)
-        )
+        resolved = event_type if isinstance(event_type, EventType) else EventType.lookup(event_type)
         schema = EVENT_MODELS[resolved].model_json_schema(by_alias=True)
         schema["title"] = f"{resolved.value} ({resolved.label})"
     return {"$schema": _SCHEMA_DIALECT, **schema}

@@ -12,7 +12,10 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["TOKEN_ENV", "TokenSourceError", "read_tokens"]
+__all__ = ["TOKEN_ENV", "TOKEN_HEADER", "TokenSourceError", "read_tokens"]
+
+TOKEN_HEADER = "X-RocketChat-Livechat-Token"
+"""The header that carries the shared secret on every webhook request."""
 
 TOKEN_ENV = "OMNIHOOK_TOKEN"
 
@@ -33,9 +36,7 @@ def read_tokens(
         try:
             text = token_file.read_text(encoding="utf-8")
         except OSError as exc:
-            raise TokenSourceError(
-                f"cannot read token file {token_file}: {exc.strerror}"
-            ) from exc
+            raise TokenSourceError(f"cannot read token file {token_file}: {exc.strerror}") from exc
         tokens = [line.strip() for line in text.splitlines()]
         tokens = [token for token in tokens if token and not token.startswith("#")]
         if not tokens:

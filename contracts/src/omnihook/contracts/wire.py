@@ -31,6 +31,4 @@ class WireModel(BaseModel):
 
     def to_json(self) -> bytes:
         """Compact JSON bytes of this model, as ``JSON.stringify`` would write them."""
-        return self.__pydantic_serializer__.to_json(
-            self, by_alias=True, exclude_unset=True
-        )
+        return self.__pydantic_serializer__.to_json(self, by_alias=True, exclude_unset=True)

@@ -79,9 +79,7 @@ def create_app(
 
 
 class _WebhookEndpoint:
-    def __init__(
-        self, router: Router, verifier: TokenVerifier, max_body_bytes: int
-    ) -> None:
+    def __init__(self, router: Router, verifier: TokenVerifier, max_body_bytes: int) -> None:
         self.router = router
         self.verifier = verifier
         self.max_body_bytes = max_body_bytes
@@ -90,9 +88,7 @@ class _WebhookEndpoint:
         declared = request.headers.get("content-length")
         if declared is not None:
             if not declared.isdigit():
-                return _error(
-                    400, "bad_content_length", "Content-Length is not a number"
-                )
+                return _error(400, "bad_content_length", "Content-Length is not a number")
             if int(declared) > self.max_body_bytes:
                 return self._too_large()
 
@@ -116,9 +112,7 @@ class _WebhookEndpoint:
             return _handler_failed(exc)
         if event.is_test:
             # The router gave the sample to `on_test` handlers only; nothing reached a CRM.
-            logger.info(
-                "Send Test sample received: Rocket.Chat can reach this receiver"
-            )
+            logger.info("Send Test sample received: Rocket.Chat can reach this receiver")
             return Response(_OK_BODY, media_type="application/json")
         return _accepted(event, result.crm_data)
 
@@ -148,22 +142,17 @@ class _WebhookEndpoint:
                 "Rocket.Chat (Omnichannel > Webhooks) and in this receiver"
             )
             return _error(401, "missing_token", detail)
-        detail = (
-            f"the {TOKEN_HEADER} header does not match any token this receiver accepts"
-        )
+        detail = f"the {TOKEN_HEADER} header does not match any token this receiver accepts"
         return _error(401, "invalid_token", detail)
 
     def _rejected(self, request: Request, exc: ContractError) -> Response:
         logger.warning("rejected a delivery: %s", exc.summary())
         if exc.reason == "not_json":
-            return _error(
-                400, "invalid_json", f"the body is not JSON: {exc.problems[0].message}"
-            )
+            return _error(400, "invalid_json", f"the body is not JSON: {exc.problems[0].message}")
         if exc.reason == "not_object":
             return _error(400, "not_an_object", exc.problems[0].message)
         problems = [
-            {"path": p.path, "message": p.message}
-            for p in exc.problems[:_MAX_PROBLEMS_SHOWN]
+            {"path": p.path, "message": p.message} for p in exc.problems[:_MAX_PROBLEMS_SHOWN]
         ]
         return _error(
             422,
@@ -199,8 +188,7 @@ def _accepted(event: AnyEvent, handler_results: dict[str, Any]) -> Response:
 
 def _handler_failed(exc: HandlerFailures) -> Response:
     failed = ", ".join(
-        f"{failure.handler} ({type(failure.error).__name__})"
-        for failure in exc.failures
+        f"{failure.handler} ({type(failure.error).__name__})" for failure in exc.failures
     )
     detail = (
         f"{len(exc.failures)} of {exc.ran} handler(s) failed: {failed}; "

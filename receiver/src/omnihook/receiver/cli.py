@@ -33,9 +33,7 @@ class _Tokens:
         self.source = source
 
 
-def resolve_tokens(
-    token_file: Path | None, insecure_no_token: bool, default_file: Path
-) -> _Tokens:
+def resolve_tokens(token_file: Path | None, insecure_no_token: bool, default_file: Path) -> _Tokens:
     """Tokens from ``--token-file``, else ``OMNIHOOK_TOKEN``, else the default token file,
     which is created with a new random token (printed once) when it does not exist yet."""
     try:
@@ -86,9 +84,7 @@ def load_app_target(spec: str) -> Any:
     """Import ``module:attribute`` (the attribute may be dotted) from the current directory."""
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
-        raise click.BadParameter(
-            f"expected module:attribute, got {spec!r}", param_hint="--app"
-        )
+        raise click.BadParameter(f"expected module:attribute, got {spec!r}", param_hint="--app")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
@@ -194,19 +190,13 @@ def serve(
             insecure_no_token=insecure_no_token,
         )
         if not tokens.tokens:
-            logger.warning(
-                "accepting requests WITHOUT a token check (--insecure-no-token)"
-            )
+            logger.warning("accepting requests WITHOUT a token check (--insecure-no-token)")
         else:
-            logger.info(
-                "accepting %d token(s) from %s", len(tokens.tokens), tokens.source
-            )
+            logger.info("accepting %d token(s) from %s", len(tokens.tokens), tokens.source)
         logger.info("webhook URL: http://%s:%d%s", host, port, path)
     elif callable(target):
         asgi_app = target
-        logger.info(
-            "serving %s as is: token checks and paths are that app's own", app_spec
-        )
+        logger.info("serving %s as is: token checks and paths are that app's own", app_spec)
     else:
         raise click.BadParameter(
             f"{app_spec} is a {type(target).__name__}; expected a Router or an ASGI app",

@@ -60,9 +60,7 @@ class HandlerFailure:
 class HandlerFailures(Exception):
     """Some handlers failed for an event; the others still ran. ``failures`` lists each one."""
 
-    def __init__(
-        self, event: AnyEvent, failures: list[HandlerFailure], ran: int
-    ) -> None:
+    def __init__(self, event: AnyEvent, failures: list[HandlerFailure], ran: int) -> None:
         self.event = event
         self.failures = tuple(failures)
         self.ran = ran
@@ -116,9 +114,7 @@ class Router:
         """Register a handler for one or several event types (``EventType`` or any name
         ``EventType.lookup`` knows: ``"LivechatSession"``, ``"Chat Close"``…)."""
         if not event_types:
-            raise TypeError(
-                "Router.on() needs at least one event type; use on_any for every event"
-            )
+            raise TypeError("Router.on() needs at least one event type; use on_any for every event")
         wanted = frozenset(_resolve(event_type) for event_type in event_types)
 
         def decorate(func: H) -> H:
@@ -226,16 +222,10 @@ class Router:
 
 
 def _resolve(event_type: EventType | str) -> EventType:
-    return (
-        event_type
-        if isinstance(event_type, EventType)
-        else EventType.lookup(event_type)
-    )
+    return event_type if isinstance(event_type, EventType) else EventType.lookup(event_type)
 
 
-async def _call(
-    registration: _Registration, event: AnyEvent, context: HandlerContext
-) -> Any:
+async def _call(registration: _Registration, event: AnyEvent, context: HandlerContext) -> Any:
     args = (event, context) if registration.wants_context else (event,)
     if registration.is_async:
         return await registration.func(*args)

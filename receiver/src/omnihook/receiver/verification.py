@@ -6,9 +6,9 @@ import hmac
 from collections.abc import Iterable
 from enum import Enum
 
-__all__ = ["TOKEN_HEADER", "TokenCheck", "TokenVerifier"]
+from omnihook.contracts.tokens import TOKEN_HEADER
 
-TOKEN_HEADER = "X-RocketChat-Livechat-Token"
+__all__ = ["TOKEN_HEADER", "TokenCheck", "TokenVerifier"]
 
 
 class TokenCheck(Enum):
@@ -35,9 +35,7 @@ class TokenVerifier:
                 "Rocket.Chat's Omnichannel > Webhooks) or use TokenVerifier.insecure()"
             )
         if any(not token for token in encoded):
-            raise ValueError(
-                "a token must not be empty (Rocket.Chat sends no header then)"
-            )
+            raise ValueError("a token must not be empty (Rocket.Chat sends no header then)")
         self._tokens = tuple(encoded)
 
     @classmethod

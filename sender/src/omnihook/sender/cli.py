@@ -1,0 +1,163 @@
+"""``omnihook send`` and ``omnihook send-test``: emit events from the terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import click
+
+from omnihook.contracts import ContractError, parse_event, samples
+from omnihook.contracts.tokens import TOKEN_ENV, TokenSourceError, read_tokens
+
+from .policy import RetryPolicy
+from .sender import SEND_TEST_TIMEOUT, Attempt, Delivery, Payload, Sender
+
+__all__ = ["send", "send_test"]
+
+_token_file_option = click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="OMNIHOOK_TOKEN_FILE",
+    help=f"File whose first token is sent. Default: the first token of ${TOKEN_ENV}.",
+)
+
+
+def _token(token_file: Path | None) -> str | None:
+    try:
+        tokens = read_tokens(token_file)
+    except TokenSourceError as exc:
+        raise click.ClickException(str(exc)) from None
+    return tokens[0] if tokens else None
+
+
+def _print_attempt(attempt: Attempt) -> None:
+    took = f"{attempt.elapsed * 1000:.0f} ms"
+    if attempt.ok:
+        line = f"attempt {attempt.number}: HTTP 200 in {took}"
+        if attempt.response_text:
+            line += f", answered {attempt.response_text[:200]}"
+    else:
+        line = f"attempt {attempt.number}: {attempt.error} ({took})"
+    click.echo(line)
+    if attempt.retry_in is not None:
+        click.echo(f"  retrying in {attempt.retry_in:g} s (Ctrl-C to stop)")
+
+
+@click.command()
+@click.argument("url")
+@click.option(
+    "--file",
+    "-f",
+    "payload_file",
+    type=click.Path(dir_okay=False, path_type=Path, allow_dash=True),
+    help="JSON payload to send as is (- for standard input).",
+)
+@click.option(
+    "--sample",
+    "sample_name",
+    type=click.Choice(samples.SAMPLE_NAMES),
+    help="Send one of the built-in samples instead of a file.",
+)
+@click.option(
+    "--timeout",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds per attempt (Rocket.Chat's Livechat_http_timeout).",
+)
+@click.option(
+    "--policy",
+    default="rocketchat",
+    show_default=True,
+    type=click.Choice(["rocketchat", "documented", "exponential", "no-retry"]),
+    help="Retry rules: current Rocket.Chat, the public docs, exponential backoff, or none.",
+)
+@_token_file_option
+def send(
+    url: str,
+    payload_file: Path | None,
+    sample_name: str | None,
+    timeout: float,
+    policy: str,
+    token_file: Path | None,
+) -> None:
+    """Send one payload to URL as Rocket.Chat would, printing every attempt.
+
+    The payload is sent byte for byte even when it breaks the contract (to test how a receiver
+    copes), with a warning. Exits 1 unless the receiver answered 200.
+    """
+    if (payload_file is None) == (sample_name is None):
+        raise click.UsageError("give exactly one of --file or --sample")
+    payload: Payload
+    if payload_file is not None:
+        try:
+            payload = (
+                sys.stdin.buffer.read() if str(payload_file) == "-" else payload_file.read_bytes()
+            )
+        except OSError as exc:
+            raise click.ClickException(f"cannot read {payload_file}: {exc.strerror}") from None
+        try:
+            parse_event(payload)
+        except ContractError as exc:
+            click.echo(
+                f"warning: the payload breaks the contract, sending it anyway: {exc}",
+                err=True,
+            )
+    else:
+        assert sample_name is not None
+        payload = samples.sample(sample_name)
+    token = _token(token_file)
+    if token is None:
+        click.echo(
+            f"note: no token (${TOKEN_ENV} or --token-file): sending without one",
+            err=True,
+        )
+    delivery = asyncio.run(_send(url, token, timeout, RetryPolicy.named(policy), payload))
+    _finish(delivery, success="delivered")
+
+
+async def _send(
+    url: str, token: str | None, timeout: float, policy: RetryPolicy, payload: Payload
+) -> Delivery:
+    async with Sender(
+        url, token=token, timeout=timeout, policy=policy, on_attempt=_print_attempt
+    ) as sender:
+        return await sender.send(payload)
+
+
+@click.command("send-test")
+@click.argument("url")
+@click.option(
+    "--timeout",
+    default=SEND_TEST_TIMEOUT,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+)
+@_token_file_option
+def send_test(url: str, timeout: float, token_file: Path | None) -> None:
+    """Do what the admin page's Send Test button does: post the Send Test sample to URL once.
+
+    Prints "It works" on HTTP 200, otherwise the status and body, and exits 1.
+    """
+    token = _token(token_file)
+    delivery = asyncio.run(_send_test(url, token, timeout))
+    if delivery.ok:
+        click.echo("It works")
+        return
+    click.echo(f"error-invalid-webhook-response: {delivery.error}", err=True)
+    sys.exit(1)
+
+
+async def _send_test(url: str, token: str | None, timeout: float) -> Delivery:
+    async with Sender(url, token=token) as sender:
+        return await sender.send_test(timeout=timeout)
+
+
+def _finish(delivery: Delivery, success: str) -> None:
+    if delivery.ok:
+        click.echo(success)
+        return
+    click.echo(f"failed: {delivery.error}", err=True)
+    sys.exit(1)

@@ -1,0 +1,268 @@
+"""``Sender``: deliver events to a webhook URL exactly as Rocket.Chat does, retries included.
+
+>>> sender = Sender("https://crm.example/hook", token="s3cret")   # doctest: +SKIP
+>>> delivery = await sender.send(event)                            # doctest: +SKIP
+>>> delivery.ok, delivery.status, delivery.attempts                # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+
+from pydantic import BaseModel
+
+from omnihook.contracts import (
+    TOKEN_HEADER,
+    EventType,
+    RoomEvent,
+    WireEvent,
+    format_date,
+    samples,
+)
+
+from .clock import Clock, SystemClock
+from .policy import RetryPolicy
+from .transport import HttpTransport, TransportError
+
+__all__ = [
+    "SEND_TEST_TIMEOUT",
+    "Attempt",
+    "Delivery",
+    "Payload",
+    "Sender",
+    "encode_payload",
+]
+
+Payload = WireEvent | Mapping[str, Any] | bytes | str
+"""What can be sent: a model, a JSON-ready mapping, or the exact JSON text."""
+
+ResponseCallback = Callable[[str, str], Awaitable[None] | None]
+AttemptCallback = Callable[["Attempt"], Awaitable[None] | None]
+
+SEND_TEST_TIMEOUT = 20.0
+"""Rocket.Chat's Send Test request has no timeout setting; its fetch gives up after 20 s."""
+
+_USER_AGENT = "omnihook-sender/0.1 (Rocket.Chat Omnichannel webhook)"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One HTTP attempt of a delivery."""
+
+    number: int
+    status: int | None
+    """The HTTP status, or ``None`` when there was no answer (network error, timeout)."""
+    error: str | None
+    """Why the attempt failed, ``None`` when it succeeded."""
+    response_text: str | None
+    elapsed: float
+    """Seconds the request took."""
+    retry_in: float | None
+    """Seconds until the next attempt, ``None`` when there will be none."""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The outcome of sending one event, after every attempt its policy allowed."""
+
+    ok: bool
+    status: int | None
+    """The last HTTP status, ``None`` if the last attempt got no answer."""
+    attempts: int
+    response_text: str | None
+    """The last response body."""
+    error: str | None
+    """Why the delivery failed, ``None`` when it succeeded."""
+    history: tuple[Attempt, ...]
+
+
+class Sender:
+    """Posts events to ``url`` the way Rocket.Chat's ``sendRequest`` does.
+
+    ``POST`` of the payload's JSON with ``Content-Type: application/json``, the
+    ``X-RocketChat-Livechat-Token`` header only when ``token`` is non-empty, ``timeout`` seconds per
+    attempt, and retries by ``policy`` (default: Rocket.Chat's current rules). Success is exactly
+    200; its response text goes to ``on_response(room_id, text)`` for room events, which is what
+    Rocket.Chat stores as the room's crmData. ``on_attempt`` sees every attempt as it ends.
+    Use it as an async context manager, or call :meth:`aclose` when done.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        timeout: float = 5.0,
+        policy: RetryPolicy | None = None,
+        on_response: ResponseCallback | None = None,
+        *,
+        on_attempt: AttemptCallback | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        max_connections: int = 100,
+        user_agent: str = _USER_AGENT,
+    ) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"url must be an http:// or https:// URL, got {url!r}")
+        if timeout <= 0:
+            raise ValueError(f"timeout must be positive, got {timeout}")
+        self.url = url
+        self.token = token or None
+        self.timeout = timeout
+        self.policy = policy or RetryPolicy.rocketchat()
+        self.on_response = on_response
+        self.on_attempt = on_attempt
+        self.clock: Clock = clock or SystemClock()
+        self._rng = rng or random.Random()
+        self._user_agent = user_agent
+        self._transport = HttpTransport(max_connections)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._transport.aclose()
+
+    def headers(self) -> dict[str, str]:
+        """The headers of every webhook request."""
+        headers = {"Content-Type": "application/json", "User-Agent": self._user_agent}
+        if self.token:
+            headers[TOKEN_HEADER] = self.token
+        return headers
+
+    async def send(self, event: Payload) -> Delivery:
+        """Deliver one event with the policy's retries; never raises for HTTP or network failures."""
+        body = encode_payload(event)
+        delivery = await self._deliver(body, self.headers(), self.timeout, self.policy)
+        if delivery.ok and self.on_response is not None:
+            room_id = _room_id(event, body)
+            if room_id is not None:
+                await _maybe_await(self.on_response(room_id, delivery.response_text or ""))
+        return delivery
+
+    async def send_test(
+        self, now: datetime | None = None, timeout: float = SEND_TEST_TIMEOUT
+    ) -> Delivery:
+        """Do what the admin page's Send Test button does: one POST of the Send Test sample,
+        with the token header even when empty and ``Accept: application/json``."""
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": self._user_agent,
+            TOKEN_HEADER: self.token or "",
+            "Accept": "application/json",
+        }
+        body = encode_payload(samples.send_test_sample(now))
+        return await self._deliver(body, headers, timeout, RetryPolicy.no_retry())
+
+    async def _deliver(
+        self, body: bytes, headers: dict[str, str], timeout: float, policy: RetryPolicy
+    ) -> Delivery:
+        history: list[Attempt] = []
+        for number in range(1, policy.attempts + 1):
+            started = time.perf_counter()
+            try:
+                response = await self._transport.post(self.url, body, headers, timeout)
+                status: int | None = response.status
+                text: str | None = response.text
+                error = None if status == 200 else _status_error(response.status, response.text)
+            except TransportError as exc:
+                status, text, error = None, None, str(exc)
+            elapsed = time.perf_counter() - started
+            retry = status != 200 and number < policy.attempts and policy.should_retry(status)
+            wait = policy.wait_before(number, timeout, self._rng) if retry else None
+            attempt = Attempt(number, status, error, text, elapsed, wait)
+            history.append(attempt)
+            if self.on_attempt is not None:
+                await _maybe_await(self.on_attempt(attempt))
+            if wait is None:
+                break
+            await self.clock.sleep(wait)
+        last = history[-1]
+        return Delivery(
+            ok=last.ok,
+            status=last.status,
+            attempts=len(history),
+            response_text=last.response_text,
+            error=None if last.ok else _final_error(last, policy),
+            history=tuple(history),
+        )
+
+
+def encode_payload(event: Payload) -> bytes:
+    """The exact bytes to post: a model's wire JSON, a mapping as ``JSON.stringify`` writes it
+    (dates in Rocket.Chat's form), or text as given."""
+    if isinstance(event, BaseModel):
+        return event.__pydantic_serializer__.to_json(event, by_alias=True, exclude_unset=True)
+    if isinstance(event, bytes):
+        return event
+    if isinstance(event, str):
+        return event.encode("utf-8")
+    return json.dumps(
+        event, separators=(",", ":"), ensure_ascii=False, default=_json_default
+    ).encode()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return format_date(value)
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    raise TypeError(f"{type(value).__name__} cannot be sent as JSON")
+
+
+def _room_id(event: Payload, body: bytes) -> str | None:
+    """The room a payload belongs to; offline messages have none (Rocket.Chat keeps no crmData)."""
+    if isinstance(event, RoomEvent):
+        return event.room_id
+    if isinstance(event, WireEvent):
+        return None
+    document: Any = event
+    if isinstance(event, bytes | str):
+        try:
+            document = json.loads(body)
+        except ValueError:
+            return None
+    if not isinstance(document, Mapping) or document.get("type") == EventType.OFFLINE_MESSAGE:
+        return None
+    room_id = document.get("_id")
+    return room_id if isinstance(room_id, str) else None
+
+
+def _status_error(status: int, text: str) -> str:
+    snippet = " ".join(text.split())
+    if len(snippet) > 200:
+        snippet = snippet[:199] + "…"
+    return f"HTTP {status}" + (f": {snippet}" if snippet else "")
+
+
+def _final_error(last: Attempt, policy: RetryPolicy) -> str:
+    if last.status is not None and not policy.should_retry(last.status):
+        return f"{last.error} (not retried: only 5xx, 429, network errors and timeouts are)"
+    if last.number > 1:
+        return f"{last.error} (gave up after {last.number} attempts)"
+    return last.error or "failed"
+
+
+async def _maybe_await(result: Awaitable[None] | None) -> None:
+    if inspect.isawaitable(result):
+        await result
