@@ -256,6 +256,8 @@ def _status_error(status: int, text: str) -> str:
 
 
 def _final_error(last: Attempt, policy: RetryPolicy) -> str:
+    if policy.attempts == 1:
+        return last.error or "failed"
     if last.status is not None and not policy.should_retry(last.status):
         return f"{last.error} (not retried: only 5xx, 429, network errors and timeouts are)"
     if last.number > 1:
