@@ -33,7 +33,9 @@ async def remember_visitor(event: RoomEvent) -> dict[str, Any]:
 def visitor_said(event: MessageEvent) -> None:
     # A plain function runs in a worker thread, so blocking calls here do not stall the server.
     if event.message is not None:
-        conversations.setdefault(event.room_id, {}).setdefault("said", []).append(event.message.text)
+        conversations.setdefault(event.room_id, {}).setdefault("said", []).append(
+            event.message.text
+        )
 
 
 @router.on(EventType.CHAT_CLOSE)

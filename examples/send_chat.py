@@ -1,6 +1,6 @@
 """Play a whole chat to a webhook URL, as Rocket.Chat would, echoing crmData like it does:
 
-    OMNIHOOK_TOKEN=s3cret uv run python examples/send_chat.py http://127.0.0.1:8000/rocketchat
+OMNIHOOK_TOKEN=s3cret uv run python examples/send_chat.py http://127.0.0.1:8000/rocketchat
 """
 
 from __future__ import annotations
@@ -19,9 +19,13 @@ async def play(url: str, token: str | None) -> bool:
     crm_data: dict[str, str] = {}
 
     def remember(room_id: str, text: str) -> None:
-        crm_data[room_id] = text  # what Rocket.Chat stores and sends back with the room's next events
+        crm_data[room_id] = (
+            text  # what Rocket.Chat stores and sends back with the room's next events
+        )
 
-    async with Sender(url, token=token, policy=RetryPolicy.rocketchat(), on_response=remember) as sender:
+    async with Sender(
+        url, token=token, policy=RetryPolicy.rocketchat(), on_response=remember
+    ) as sender:
         for name in CHAT:
             payload = samples.sample(name)
             payload.pop("crmData", None)

@@ -13,7 +13,9 @@ from omnihook.receiver import create_app
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_handlers_example_under_a_real_server_driven_by_the_send_chat_example(serve_app: Any) -> None:
+def test_handlers_example_under_a_real_server_driven_by_the_send_chat_example(
+    serve_app: Any,
+) -> None:
     sys.path.insert(0, str(ROOT))
     try:
         from examples import handlers
@@ -31,7 +33,10 @@ def test_handlers_example_under_a_real_server_driven_by_the_send_chat_example(se
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == 'chat-start       -> 200 {"conversation":"hX4Lq2rNwPZ8Kc7Ry"}'
-    assert lines[-1] == 'chat-close       -> 200 {"conversation":"hX4Lq2rNwPZ8Kc7Ry","transcript_lines":6}'
+    assert (
+        lines[-1]
+        == 'chat-close       -> 200 {"conversation":"hX4Lq2rNwPZ8Kc7Ry","transcript_lines":6}'
+    )
     record = handlers.conversations["hX4Lq2rNwPZ8Kc7Ry"]
     assert record["email"] == "jane.doe@example.com"
     assert record["said"] == ["Thanks! It was due on Monday."]

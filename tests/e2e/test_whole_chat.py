@@ -97,7 +97,9 @@ async def test_a_whole_chat_reaches_the_right_handlers_and_the_crm(
         notes[note_id] = request.get_json()["body"]
         return Response(json.dumps({"id": f"note-{note_id}"}), content_type="application/json")
 
-    httpserver.expect_request("/contacts/crm-7/notes/hX4Lq2rNwPZ8Kc7Ry", method="PUT").respond_with_handler(put_note)
+    httpserver.expect_request(
+        "/contacts/crm-7/notes/hX4Lq2rNwPZ8Kc7Ry", method="PUT"
+    ).respond_with_handler(put_note)
     httpserver.expect_request("/audit", method="POST").respond_with_data("")
 
     routed: list[tuple[str, str]] = []
@@ -109,7 +111,9 @@ async def test_a_whole_chat_reaches_the_right_handlers_and_the_crm(
         crm_data[room_id] = text
 
     answers: dict[str, Any] = {}
-    async with Sender(f"{receiver.url}/rocketchat", token=TOKEN, on_response=remember, clock=FakeClock()) as sender:
+    async with Sender(
+        f"{receiver.url}/rocketchat", token=TOKEN, on_response=remember, clock=FakeClock()
+    ) as sender:
         for name in CHAT:
             payload = samples.sample(name)
             if "_id" in payload:
@@ -133,7 +137,9 @@ async def test_a_whole_chat_reaches_the_right_handlers_and_the_crm(
         ("lead", "LeadCapture"),
         ("save_transcript", "LivechatEdit"),
     ]
-    audit = [json.loads(request.get_data()) for request, _ in httpserver.log if request.path == "/audit"]
+    audit = [
+        json.loads(request.get_data()) for request, _ in httpserver.log if request.path == "/audit"
+    ]
     assert [entry["type"] for entry in audit] == [samples.sample(name)["type"] for name in CHAT]
     assert audit[7] == {"type": "LivechatOfflineMessage", "room": None}
     contact_calls = [r for r, _ in httpserver.log if r.path == "/contacts"]
@@ -141,7 +147,9 @@ async def test_a_whole_chat_reaches_the_right_handlers_and_the_crm(
     assert contact_calls[0].get_json() == {"email": "jane.doe@example.com", "name": "Jane Doe"}
     # The transcript note was written on close and rewritten in place on edit.
     assert list(notes) == ["hX4Lq2rNwPZ8Kc7Ry"]
-    assert notes["hX4Lq2rNwPZ8Kc7Ry"].startswith("[2025-03-14 09:30:04] Jane Doe: Hi, my order A-10042")
+    assert notes["hX4Lq2rNwPZ8Kc7Ry"].startswith(
+        "[2025-03-14 09:30:04] Jane Doe: Hi, my order A-10042"
+    )
     # crmData made the round trip: ids from the start survive to the edit after close.
     assert answers["chat-start"] == {"contactId": "crm-7"}
     assert answers["visitor-message"] == {"contactId": "crm-7"}
