@@ -46,7 +46,7 @@ from .parts import (
 )
 from .schema import json_schema
 from .tokens import TOKEN_HEADER
-from .wire import WireModel
+from .wire import WireModel, encode_json
 
 __all__ = [
     "ADMIN_SWITCHES",
@@ -87,6 +87,7 @@ __all__ = [
     "VisitorPhone",
     "WireEvent",
     "WireModel",
+    "encode_json",
     "format_date",
     "format_path",
     "json_schema",

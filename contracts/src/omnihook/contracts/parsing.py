@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
-from .dates import format_date
 from .event_type import EventType
 from .events import AnyEvent, Event, UnknownEvent
+from .wire import encode_json
 
 __all__ = ["ContractError", "Problem", "format_path", "parse_event", "unknown_fields"]
 
@@ -92,15 +91,8 @@ def parse_event(
 
 def _encode_mapping(data: Mapping[str, Any]) -> bytes:
     # One validation path for every input: the wire's (JSON) rules, where dates must be strings.
-    def default(value: Any) -> Any:
-        if isinstance(value, datetime):
-            return format_date(value)
-        if isinstance(value, BaseModel):
-            return value.model_dump(mode="json", by_alias=True, exclude_unset=True)
-        raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
     try:
-        return json.dumps(data, default=default, ensure_ascii=False).encode()
+        return encode_json(data)
     except (TypeError, ValueError) as exc:
         raise ContractError("not_json", [Problem("", f"cannot be written as JSON: {exc}")]) from exc
 

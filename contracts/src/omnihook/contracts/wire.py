@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["WireModel"]
+from .dates import format_date
+
+__all__ = ["WireModel", "encode_json"]
 
 
 class WireModel(BaseModel):
@@ -31,4 +35,23 @@ class WireModel(BaseModel):
 
     def to_json(self) -> bytes:
         """Compact JSON bytes of this model, as ``JSON.stringify`` would write them."""
-        return self.__pydantic_serializer__.to_json(self, by_alias=True, exclude_unset=True)
+        return encode_json(self)
+
+
+def encode_json(document: Any) -> bytes:
+    """JSON bytes as Rocket.Chat's ``JSON.stringify`` writes them: compact, UTF-8, dates in its
+    form. Models inside are written as their wire documents. Raises ``TypeError`` or
+    ``ValueError`` for what JSON cannot hold."""
+    if isinstance(document, BaseModel):
+        return document.__pydantic_serializer__.to_json(document, by_alias=True, exclude_unset=True)
+    return json.dumps(
+        document, separators=(",", ":"), ensure_ascii=False, default=_json_default
+    ).encode()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return format_date(value)
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    raise TypeError(f"{type(value).__name__} cannot be written as JSON")

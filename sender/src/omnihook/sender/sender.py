@@ -17,14 +17,12 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
-from pydantic import BaseModel
-
 from omnihook.contracts import (
     TOKEN_HEADER,
     EventType,
     RoomEvent,
     WireEvent,
-    format_date,
+    encode_json,
     samples,
 )
 
@@ -211,23 +209,11 @@ class Sender:
 def encode_payload(event: Payload) -> bytes:
     """The exact bytes to post: a model's wire JSON, a mapping as ``JSON.stringify`` writes it
     (dates in Rocket.Chat's form), or text as given."""
-    if isinstance(event, BaseModel):
-        return event.__pydantic_serializer__.to_json(event, by_alias=True, exclude_unset=True)
     if isinstance(event, bytes):
         return event
     if isinstance(event, str):
         return event.encode("utf-8")
-    return json.dumps(
-        event, separators=(",", ":"), ensure_ascii=False, default=_json_default
-    ).encode()
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return format_date(value)
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json", by_alias=True, exclude_unset=True)
-    raise TypeError(f"{type(value).__name__} cannot be sent as JSON")
+    return encode_json(event)
 
 
 def _room_id(event: Payload, body: bytes) -> str | None:
