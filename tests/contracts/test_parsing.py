@@ -290,6 +290,7 @@ def test_error_reasons_separate_bad_json_from_bad_contracts() -> None:
         b"not json": "not_json",
         b"\xff\xfe\x00": "not_json",
         b"": "not_json",
+        b'{"type": "LivechatSessionStart", "x": "\\ud800"}': "not_json",
         b"[1, 2]": "not_object",
         b'"text"': "not_object",
         b"null": "not_object",

@@ -102,6 +102,10 @@ def _explain_failure(raw: bytes | bytearray | str, exc: ValidationError) -> AnyE
         document = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as decode_error:
         raise ContractError("not_json", [Problem("", str(decode_error))]) from None
+    errors = exc.errors(include_url=False)
+    if errors[0]["type"] == "json_invalid":
+        # Python's json module accepts a little more (lone surrogates); the validating parser rules.
+        raise ContractError("not_json", [Problem("", errors[0]["msg"])]) from None
     if not isinstance(document, dict):
         kind = type(document).__name__ if document is not None else "null"
         problem = Problem("", f"expected a JSON object, got {_json_kind(kind)}")
@@ -114,7 +118,7 @@ def _explain_failure(raw: bytes | bytearray | str, exc: ValidationError) -> AnyE
         raise ContractError("contract", [problem]) from None
     if event_type not in _KNOWN_TYPES:
         return UnknownEvent.model_validate(document)
-    problems = list(_problems(exc.errors(include_url=False)))
+    problems = list(_problems(errors))
     raise ContractError("contract", problems, event_type) from None
 
 
