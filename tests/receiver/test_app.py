@@ -9,6 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
@@ -261,3 +263,21 @@ async def test_app_mounts_inside_another_app(router: Router, seen: list[AnyEvent
     assert response.status_code == 200
     assert health.status_code == 200
     assert [e.type for e in seen] == ["LivechatSessionTaken"]
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=st.binary(max_size=512)
+    | st.builds(
+        lambda d: json.dumps(d).encode(),
+        st.dictionaries(
+            st.text(max_size=8), st.none() | st.integers() | st.text(max_size=8), max_size=4
+        ),
+    )
+)
+async def test_no_body_makes_the_receiver_fail(client: httpx.AsyncClient, body: bytes) -> None:
+    response = await post(client, body)
+    assert response.status_code in {200, 400, 422}
+    assert set(response.json()) >= ({"ok"} if response.status_code == 200 else {"error", "detail"})
