@@ -85,3 +85,12 @@ def serve_app() -> Iterator[Any]:
     yield start
     for server in running:
         server.__exit__(None, None, None)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+    """Each test that takes it runs twice: on a fresh SQLite file and on a fresh PostgreSQL schema."""
+    from .store_urls import fresh_store_url
+
+    with fresh_store_url(request.param, tmp_path) as url:
+        yield url

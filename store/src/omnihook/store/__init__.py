@@ -1,0 +1,108 @@
+"""omnihook.store: durable storage for both ends, on SQLite (embedded) or PostgreSQL.
+
+>>> async with Store.open("sqlite:///./omnihook.db") as store:    # doctest: +SKIP
+...     accepted = await store.events.accept(new_event)
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from .config import DEFAULT_STORE_URL, STORE_ENV, StoreConfig, parse_store_url
+from .database import Database, PostgresDatabase, SQLiteDatabase, Tx, open_database
+from .errors import SchemaTooNew, StoreError, StoreUnavailable
+from .events import (
+    EVENT_STATUSES,
+    Accepted,
+    AttemptRecord,
+    ClaimedEvent,
+    EventStatus,
+    EventStore,
+    Finish,
+    NewEvent,
+    ReplayResult,
+    RoomState,
+    StoredEvent,
+)
+from .outbox import (
+    OUTBOX_STATUSES,
+    OutboxAttempt,
+    OutboxEntry,
+    OutboxItem,
+    OutboxStatus,
+    OutboxStore,
+)
+from .schema import SCHEMA_VERSION
+
+__all__ = [
+    "DEFAULT_STORE_URL",
+    "EVENT_STATUSES",
+    "OUTBOX_STATUSES",
+    "SCHEMA_VERSION",
+    "STORE_ENV",
+    "Accepted",
+    "AttemptRecord",
+    "ClaimedEvent",
+    "Database",
+    "EventStatus",
+    "EventStore",
+    "Finish",
+    "NewEvent",
+    "OutboxAttempt",
+    "OutboxEntry",
+    "OutboxItem",
+    "OutboxStatus",
+    "OutboxStore",
+    "PostgresDatabase",
+    "ReplayResult",
+    "RoomState",
+    "SQLiteDatabase",
+    "SchemaTooNew",
+    "Store",
+    "StoreConfig",
+    "StoreError",
+    "StoreUnavailable",
+    "StoredEvent",
+    "Tx",
+    "open_database",
+    "parse_store_url",
+]
+
+
+class Store:
+    """One database with both sides' tables: ``events`` (receiver) and ``outbox`` (sender)."""
+
+    def __init__(self, url_or_config: str | StoreConfig) -> None:
+        self.config = (
+            parse_store_url(url_or_config) if isinstance(url_or_config, str) else url_or_config
+        )
+        self.database = open_database(self.config)
+        self.events = EventStore(self.database)
+        self.outbox = OutboxStore(self.database)
+
+    @classmethod
+    def open(cls, url_or_config: str | StoreConfig) -> Store:
+        """A store for ``async with``: opened (and migrated) on entry, closed on exit."""
+        return cls(url_or_config)
+
+    async def connect(self) -> None:
+        """Open the database and bring its schema up to date."""
+        await self.database.open()
+
+    async def close(self) -> None:
+        await self.events.close()
+        await self.outbox.close()
+        await self.database.close()
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()

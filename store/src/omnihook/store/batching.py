@@ -1,0 +1,82 @@
+"""Group commits: many concurrent callers, one transaction.
+
+A request that must not be answered before its write is durable waits for a commit. Committing
+each request alone makes the disk (or the database round trip) the limit; instead, whatever
+arrives while one batch is being written goes into the next batch, so under load each commit
+carries many writes and at low load a write still goes out at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+__all__ = ["Batcher"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Batcher(Generic[T, R]):
+    """Runs ``process`` on batches of submitted items; each caller gets its item's result."""
+
+    def __init__(
+        self, process: Callable[[list[T]], Awaitable[list[R]]], max_batch: int = 256
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+        self._process = process
+        self._max_batch = max_batch
+        self._queue: asyncio.Queue[tuple[T, asyncio.Future[R]]] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def submit(self, item: T) -> R:
+        """Queue ``item`` and wait for the commit of the batch that carries it."""
+        loop = asyncio.get_running_loop()
+        if self._queue is None or self._loop is not loop or self._task is None or self._task.done():
+            self._queue = asyncio.Queue()
+            self._loop = loop
+            self._task = loop.create_task(self._consume(self._queue), name="omnihook-batcher")
+        future: asyncio.Future[R] = loop.create_future()
+        self._queue.put_nowait((item, future))
+        return await future
+
+    async def close(self) -> None:
+        """Stop taking batches (callers still waiting get ``CancelledError``)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _consume(self, queue: asyncio.Queue[tuple[T, asyncio.Future[R]]]) -> None:
+        pending: list[tuple[T, asyncio.Future[R]]] = []
+        try:
+            while True:
+                pending = [await queue.get()]
+                while len(pending) < self._max_batch and not queue.empty():
+                    pending.append(queue.get_nowait())
+                live = [(item, future) for item, future in pending if not future.done()]
+                if not live:
+                    continue
+                try:
+                    results = await self._process([item for item, _ in live])
+                except Exception as exc:
+                    for _, future in live:
+                        if not future.done():
+                            future.set_exception(exc)
+                else:
+                    for (_, future), result in zip(live, results, strict=True):
+                        if not future.done():
+                            future.set_result(result)
+                pending = []
+        finally:
+            for _, future in pending:
+                if not future.done():
+                    future.cancel()
+            while not queue.empty():
+                _, future = queue.get_nowait()
+                future.cancel()

@@ -1,0 +1,276 @@
+"""Two databases behind one small interface: run a unit of work in a transaction, in a thread.
+
+Both backends use their blocking driver (sqlite3, psycopg) on dedicated threads, so the SQL of the
+stores is written once. SQLite has one connection on one thread (SQLite serialises writers
+anyway; WAL lets other processes read and queue for writes). PostgreSQL has a pool of connections,
+one per thread, so several transactions (and several processes) proceed at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Literal, Self, TypeVar
+
+import psycopg
+import psycopg_pool
+
+from .config import StoreConfig
+from .errors import StoreError, StoreUnavailable
+from .schema import migrate
+
+__all__ = [
+    "Database",
+    "PostgresDatabase",
+    "SQLiteDatabase",
+    "Tx",
+    "open_database",
+    "placeholders",
+]
+
+T = TypeVar("T")
+Dialect = Literal["sqlite", "postgresql"]
+Params = Sequence[Any]
+
+
+class Tx:
+    """The handle a unit of work gets: ``execute`` with ``?`` placeholders, on either database."""
+
+    def __init__(self, cursor: Any, dialect: Dialect) -> None:
+        self._cursor = cursor
+        self.dialect: Dialect = dialect
+
+    def execute(self, sql: str, params: Params = ()) -> Tx:
+        if self.dialect == "postgresql":
+            sql = _to_pyformat(sql)
+        self._cursor.execute(sql, tuple(params))
+        return self
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        row = self._cursor.fetchone()
+        return tuple(row) if row is not None else None
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in self._cursor.fetchall()]
+
+    @property
+    def rowcount(self) -> int:
+        return int(self._cursor.rowcount)
+
+    @property
+    def lock_rows(self) -> str:
+        """What to append to a claim query so that concurrent claimers skip each other's rows."""
+        return " FOR UPDATE SKIP LOCKED" if self.dialect == "postgresql" else ""
+
+
+def placeholders(values: Sequence[Any]) -> str:
+    """``?, ?, ?``: one placeholder per value, for ``IN (...)`` lists."""
+    return ", ".join("?" * len(values))
+
+
+_PYFORMAT_CACHE: dict[str, str] = {}
+
+
+def _to_pyformat(sql: str) -> str:
+    converted = _PYFORMAT_CACHE.get(sql)
+    if converted is None:
+        converted = sql.replace("%", "%%").replace("?", "%s")
+        _PYFORMAT_CACHE[sql] = converted
+    return converted
+
+
+class Database(ABC):
+    """A store's database: opened (and migrated) once, then used through :meth:`run`."""
+
+    dialect: Dialect
+
+    def __init__(self, config: StoreConfig) -> None:
+        self.config = config
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect and bring the schema to this version of omnihook."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Close every connection."""
+
+    @abstractmethod
+    async def run(self, work: Callable[[Tx], T]) -> T:
+        """Run ``work`` in one transaction on a database thread; commit if it returns.
+
+        Raises :class:`StoreUnavailable` when the database cannot be reached or written.
+        """
+
+    async def ping(self) -> None:
+        """Raise :class:`StoreUnavailable` unless the database answers."""
+        await self.run(lambda tx: tx.execute("SELECT 1").fetchone())
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class SQLiteDatabase(Database):
+    dialect: Dialect = "sqlite"
+
+    def __init__(self, config: StoreConfig) -> None:
+        super().__init__(config)
+        self._executor: ThreadPoolExecutor | None = None
+        self._connection: sqlite3.Connection | None = None
+
+    async def open(self) -> None:
+        if self._executor is not None:
+            return
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="omnihook-sqlite")
+        try:
+            await self._call(self._connect)
+            await self.run(lambda tx: migrate(tx))
+        except BaseException:
+            await self.close()
+            raise
+
+    def _connect(self) -> None:
+        assert self.config.path is not None
+        if self.config.path.parent != self.config.path:
+            self.config.path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(
+            self.config.path,
+            timeout=self.config.busy_timeout_ms / 1000,
+            isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+            check_same_thread=False,
+        )
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute(f"PRAGMA synchronous={self.config.synchronous.upper()}")
+        connection.execute(f"PRAGMA busy_timeout={self.config.busy_timeout_ms}")
+        connection.execute("PRAGMA foreign_keys=ON")
+        self._connection = connection
+
+    async def close(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await asyncio.get_running_loop().run_in_executor(executor, connection.close)
+        executor.shutdown(wait=True)
+
+    async def run(self, work: Callable[[Tx], T]) -> T:
+        return await self._call(lambda: self._transaction(work))
+
+    def _transaction(self, work: Callable[[Tx], T]) -> T:
+        connection = self._connection
+        if connection is None:
+            raise StoreError("the store is not open")
+        cursor = connection.cursor()
+        try:
+            # IMMEDIATE takes the write lock at once, so two processes never both read, then
+            # both try to write (which SQLite would refuse to one of them).
+            cursor.execute("BEGIN IMMEDIATE")
+            result = work(Tx(cursor, "sqlite"))
+            cursor.execute("COMMIT")
+            return result
+        except BaseException:
+            if connection.in_transaction:
+                connection.rollback()
+            raise
+        finally:
+            cursor.close()
+
+    async def _call(self, function: Callable[[], T]) -> T:
+        if self._executor is None:
+            raise StoreError("the store is not open")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, function)
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"SQLite store {self.config.display}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError):
+                raise
+            raise StoreUnavailable(f"SQLite store {self.config.display}: {exc}") from exc
+
+
+class PostgresDatabase(Database):
+    dialect: Dialect = "postgresql"
+
+    def __init__(self, config: StoreConfig) -> None:
+        super().__init__(config)
+        self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    async def open(self) -> None:
+        if self._pool is not None:
+            return
+        assert self.config.conninfo is not None
+        self._executor = ThreadPoolExecutor(
+            max_workers=self.config.pool_size, thread_name_prefix="omnihook-pg"
+        )
+        self._pool = psycopg_pool.ConnectionPool(
+            self.config.conninfo,
+            min_size=1,
+            max_size=self.config.pool_size,
+            open=False,
+            configure=self._configure,
+            check=psycopg_pool.ConnectionPool.check_connection,
+            timeout=self.config.connect_timeout,
+            reconnect_timeout=0,  # keep trying forever: the database may come back
+        )
+        try:
+            if self.config.schema:
+                await self._call(self._create_schema)
+            await self._call(lambda: self._require_pool().open(wait=False))
+            await self.run(lambda tx: migrate(tx))
+        except BaseException:
+            await self.close()
+            raise
+
+    def _create_schema(self) -> None:
+        assert self.config.conninfo is not None
+        with psycopg.connect(self.config.conninfo, autocommit=True) as connection:
+            connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.config.schema}"')
+
+    def _configure(self, connection: psycopg.Connection[Any]) -> None:
+        if self.config.schema:
+            connection.execute(f'SET search_path TO "{self.config.schema}"')
+            connection.commit()
+
+    def _require_pool(self) -> psycopg_pool.ConnectionPool[psycopg.Connection[Any]]:
+        if self._pool is None:
+            raise StoreError("the store is not open")
+        return self._pool
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        executor, self._executor = self._executor, None
+        if pool is not None and executor is not None:
+            await asyncio.get_running_loop().run_in_executor(executor, pool.close)
+        if executor is not None:
+            executor.shutdown(wait=True)
+
+    async def run(self, work: Callable[[Tx], T]) -> T:
+        return await self._call(lambda: self._transaction(work))
+
+    def _transaction(self, work: Callable[[Tx], T]) -> T:
+        with self._require_pool().connection() as connection, connection.cursor() as cursor:
+            return work(Tx(cursor, "postgresql"))  # the pool commits on success
+
+    async def _call(self, function: Callable[[], T]) -> T:
+        if self._executor is None:
+            raise StoreError("the store is not open")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, function)
+        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
+            raise StoreUnavailable(f"PostgreSQL store {self.config.display}: {exc}") from exc
+
+
+def open_database(config: StoreConfig) -> Database:
+    """The database object for a config (not opened yet)."""
+    if config.kind == "sqlite":
+        return SQLiteDatabase(config)
+    return PostgresDatabase(config)

@@ -1,0 +1,527 @@
+"""The receiver's side of the store: accepted events, their handling, rooms and dead letters.
+
+An event's life: ``accept`` (committed before Rocket.Chat gets its 200) → ``pending`` → a worker
+``claim``s it (``processing``, under a lease) → ``finish``: ``done``, ``failed`` (to be retried at
+``next_attempt_at``) or ``dead``. Only the oldest unfinished event of a room can be claimed, so a
+room's events are handled one at a time, in arrival order, whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .batching import Batcher
+from .database import Database, Tx
+from .database import placeholders as _marks
+
+__all__ = [
+    "EVENT_STATUSES",
+    "Accepted",
+    "AttemptRecord",
+    "ClaimedEvent",
+    "EventStatus",
+    "EventStore",
+    "Finish",
+    "NewEvent",
+    "ReplayResult",
+    "RoomState",
+    "StoredEvent",
+]
+
+EventStatus = Literal["pending", "processing", "failed", "dead", "done"]
+EVENT_STATUSES: tuple[EventStatus, ...] = ("pending", "processing", "failed", "dead", "done")
+
+_ACTIVE = "('pending', 'processing', 'failed')"
+_OK_ANSWER = '{"ok":true}'
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """A delivery to accept."""
+
+    dedup_key: str
+    room_id: str | None
+    type: str
+    body: bytes
+    received_at: float
+    previous_crm_data: dict[str, Any] | None = None
+    """The crmData object Rocket.Chat sent along (the answer starts from it)."""
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The outcome of accepting a delivery: its event id, and the body to answer with."""
+
+    event_id: int
+    answer: str
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class RoomState:
+    """What handling has learnt about a room so far."""
+
+    room_id: str
+    crm_data: dict[str, Any] = field(default_factory=dict)
+    stage: int | None = None
+    newest_message_at: float | None = None
+
+
+@dataclass(frozen=True)
+class ClaimedEvent:
+    """An event a worker holds under a lease, with what it needs to handle it."""
+
+    id: int
+    dedup_key: str
+    room_id: str | None
+    type: str
+    body: bytes
+    received_at: float
+    attempts: int
+    """Attempts finished before this one."""
+    handlers_done: frozenset[str]
+    room: RoomState | None
+
+
+@dataclass(frozen=True)
+class Finish:
+    """How one handling attempt ended, and what it teaches about the room."""
+
+    status: Literal["done", "failed", "dead"]
+    started_at: float
+    finished_at: float
+    handlers_done: Sequence[str] = ()
+    error: str | None = None
+    next_attempt_at: float | None = None
+    crm_data: dict[str, Any] = field(default_factory=dict)
+    stage: int | None = None
+    newest_message_at: float | None = None
+    stale: bool = False
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An accepted event as the store holds it."""
+
+    id: int
+    dedup_key: str
+    room_id: str | None
+    type: str
+    received_at: float
+    status: EventStatus
+    attempts: int
+    next_attempt_at: float
+    lease_owner: str | None
+    answer: str
+    handlers_done: tuple[str, ...]
+    stale: bool | None
+    last_error: str | None
+    finished_at: float | None
+    body: bytes | None = None
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One handling attempt of an event."""
+
+    number: int
+    worker: str
+    started_at: float
+    finished_at: float
+    outcome: str
+    error: str | None
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """What ``replay`` did with each id asked for."""
+
+    replayed: list[int]
+    skipped: dict[int, str]
+    """Ids not replayed, with the reason."""
+
+
+_COLUMNS = (
+    "id, dedup_key, room_id, type, received_at, status, attempts, next_attempt_at, lease_owner, "
+    "answer, handlers_done, stale, last_error, finished_at"
+)
+
+
+class EventStore:
+    """Accepted events on a :class:`Database`. All times are Unix seconds given by the caller."""
+
+    def __init__(self, database: Database, max_batch: int = 256) -> None:
+        self.database = database
+        self._accepts: Batcher[NewEvent, Accepted] = Batcher(self._accept_batch, max_batch)
+
+    async def close(self) -> None:
+        await self._accepts.close()
+
+    # -- accepting ---------------------------------------------------------------------------
+
+    async def accept(self, event: NewEvent) -> Accepted:
+        """Store a delivery durably, or find the identical one stored before.
+
+        Returns once the write is committed; concurrent calls share commits. The answer starts
+        from the crmData Rocket.Chat sent, updated with what handling stored for the room; a
+        duplicate gets the answer its first delivery got.
+        """
+        return await self._accepts.submit(event)
+
+    async def _accept_batch(self, batch: list[NewEvent]) -> list[Accepted]:
+        return await self.database.run(lambda tx: _accept_in(tx, batch))
+
+    # -- handling ----------------------------------------------------------------------------
+
+    async def claim(self, worker: str, limit: int, lease: float, now: float) -> list[ClaimedEvent]:
+        """Take up to ``limit`` due events, each the oldest unfinished one of its room."""
+        if limit <= 0:
+            return []
+        return await self.database.run(lambda tx: _claim_in(tx, worker, limit, now + lease, now))
+
+    async def renew(self, worker: str, ids: Iterable[int], until: float) -> None:
+        """Extend the leases ``worker`` holds on ``ids``."""
+        id_list = list(ids)
+        if not id_list:
+            return
+
+        def work(tx: Tx) -> None:
+            tx.execute(
+                f"UPDATE events SET lease_expires_at = ? WHERE id IN ({_marks(id_list)}) "
+                "AND lease_owner = ? AND status = 'processing'",
+                (until, *id_list, worker),
+            )
+
+        await self.database.run(work)
+
+    async def finish(self, event: ClaimedEvent, worker: str, result: Finish) -> bool:
+        """Record an attempt's outcome; ``False`` if ``worker`` lost the lease meanwhile (the
+        outcome is then dropped: another worker has the event)."""
+        return await self.database.run(lambda tx: _finish_in(tx, event, worker, result))
+
+    async def release(self, worker: str, ids: Iterable[int]) -> None:
+        """Give back claimed events unhandled (shutdown): they become claimable at once."""
+        id_list = list(ids)
+        if not id_list:
+            return
+
+        def work(tx: Tx) -> None:
+            tx.execute(
+                "UPDATE events SET status = CASE WHEN attempts = 0 THEN 'pending' ELSE 'failed' END, "
+                f"lease_owner = NULL, lease_expires_at = NULL WHERE id IN ({_marks(id_list)}) "
+                "AND lease_owner = ? AND status = 'processing'",
+                (*id_list, worker),
+            )
+
+        await self.database.run(work)
+
+    # -- looking and replaying ---------------------------------------------------------------
+
+    async def get(self, event_id: int) -> StoredEvent | None:
+        """One event with its body, or ``None``."""
+
+        def work(tx: Tx) -> StoredEvent | None:
+            row = tx.execute(
+                f"SELECT {_COLUMNS}, body FROM events WHERE id = ?", (event_id,)
+            ).fetchone()
+            return _stored(row) if row else None
+
+        return await self.database.run(work)
+
+    async def attempts(self, event_id: int) -> list[AttemptRecord]:
+        """Every handling attempt of an event, oldest first."""
+
+        def work(tx: Tx) -> list[AttemptRecord]:
+            rows = tx.execute(
+                "SELECT number, worker, started_at, finished_at, outcome, error FROM attempts "
+                "WHERE event_id = ? ORDER BY number",
+                (event_id,),
+            ).fetchall()
+            return [AttemptRecord(*row) for row in rows]
+
+        return await self.database.run(work)
+
+    async def find(
+        self,
+        status: EventStatus | None = None,
+        room_id: str | None = None,
+        limit: int = 50,
+    ) -> list[StoredEvent]:
+        """The newest events first, optionally of one status and/or one room."""
+        conditions: list[str] = []
+        params: list[Any] = []
+        if status is not None:
+            conditions.append("status = ?")
+            params.append(status)
+        if room_id is not None:
+            conditions.append("room_id = ?")
+            params.append(room_id)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+
+        def work(tx: Tx) -> list[StoredEvent]:
+            rows = tx.execute(
+                f"SELECT {_COLUMNS} FROM events {where} ORDER BY id DESC LIMIT ?", (*params, limit)
+            ).fetchall()
+            return [_stored(row) for row in rows]
+
+        return await self.database.run(work)
+
+    async def counts(self) -> dict[str, int]:
+        """How many events are in each status."""
+
+        def work(tx: Tx) -> dict[str, int]:
+            rows = tx.execute("SELECT status, COUNT(*) FROM events GROUP BY status").fetchall()
+            return dict.fromkeys(EVENT_STATUSES, 0) | {str(s): int(n) for s, n in rows}
+
+        return await self.database.run(work)
+
+    async def room(self, room_id: str) -> RoomState | None:
+        """What handling has stored for a room."""
+        return await self.database.run(lambda tx: _rooms_in(tx, [room_id]).get(room_id))
+
+    async def replay(
+        self, ids: Iterable[int] | None, now: float, *, all_handlers: bool = False
+    ) -> ReplayResult:
+        """Handle events again: ``ids``, or every dead event when ``ids`` is ``None``.
+
+        Handlers that already succeeded for an event are skipped unless ``all_handlers``; an
+        event that is done is replayed only with ``all_handlers``. The retry budget starts over.
+        """
+        id_list = None if ids is None else list(ids)
+        return await self.database.run(lambda tx: _replay_in(tx, id_list, now, all_handlers))
+
+
+# -- the units of work, run on a database thread -----------------------------------------------
+
+
+def _accept_in(tx: Tx, batch: list[NewEvent]) -> list[Accepted]:
+    first_by_key: dict[str, NewEvent] = {}
+    for event in batch:
+        first_by_key.setdefault(event.dedup_key, event)
+    unique = list(first_by_key.values())
+    rooms = _rooms_in(tx, {e.room_id for e in unique if e.room_id is not None})
+    answers = {e.dedup_key: _answer(e, rooms.get(e.room_id or "")) for e in unique}
+
+    columns = (
+        "(dedup_key, room_key, room_id, type, body, received_at, status, next_attempt_at, answer)"
+    )
+    values: list[Any] = []
+    for e in unique:
+        room_key = e.room_id if e.room_id is not None else f"#{e.dedup_key}"
+        values += [e.dedup_key, room_key, e.room_id, e.type, e.body, e.received_at, "pending",
+                   e.received_at, answers[e.dedup_key]]  # fmt: skip
+    rows = tx.execute(
+        f"INSERT INTO events {columns} VALUES "
+        + ", ".join("(?, ?, ?, ?, ?, ?, ?, ?, ?)" for _ in unique)
+        + " ON CONFLICT (dedup_key) DO NOTHING RETURNING dedup_key, id",
+        values,
+    ).fetchall()
+    inserted = {str(key): int(event_id) for key, event_id in rows}
+    existing: dict[str, tuple[int, str]] = {}
+    missing = [key for key in first_by_key if key not in inserted]
+    if missing:
+        found = tx.execute(
+            f"SELECT dedup_key, id, answer FROM events WHERE dedup_key IN ({_marks(missing)})",
+            missing,
+        ).fetchall()
+        existing = {str(key): (int(event_id), str(answer)) for key, event_id, answer in found}
+
+    results: list[Accepted] = []
+    seen: set[str] = set()
+    for event in batch:
+        key = event.dedup_key
+        if key in inserted:
+            results.append(Accepted(inserted[key], answers[key], duplicate=key in seen))
+        else:
+            event_id, answer = existing[key]
+            results.append(Accepted(event_id, answer, duplicate=True))
+        seen.add(key)
+    return results
+
+
+def _answer(event: NewEvent, room: RoomState | None) -> str:
+    # Rocket.Chat stores every 200 body as the room's crmData: start from what it sent us, then
+    # add what handling has learnt (CRM ids), so the ids are never lost.
+    body = {**(event.previous_crm_data or {}), **(room.crm_data if room else {})}
+    if not body:
+        return _OK_ANSWER
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+def _rooms_in(tx: Tx, room_ids: Iterable[str]) -> dict[str, RoomState]:
+    ids = list(room_ids)
+    if not ids:
+        return {}
+    rows = tx.execute(
+        f"SELECT room_id, crm_data, stage, newest_message_at FROM rooms WHERE room_id IN ({_marks(ids)})",
+        ids,
+    ).fetchall()
+    return {
+        str(room_id): RoomState(str(room_id), json.loads(crm_data), stage, newest)
+        for room_id, crm_data, stage, newest in rows
+    }
+
+
+def _claim_in(
+    tx: Tx, worker: str, limit: int, lease_until: float, now: float
+) -> list[ClaimedEvent]:
+    rows = tx.execute(
+        f"""SELECT e.id FROM events AS e
+            WHERE e.status IN {_ACTIVE}
+              AND e.next_attempt_at <= ?
+              AND (e.status <> 'processing' OR e.lease_expires_at <= ?)
+              AND NOT EXISTS (
+                  SELECT 1 FROM events AS p
+                  WHERE p.room_key = e.room_key AND p.id < e.id AND p.status IN {_ACTIVE})
+            ORDER BY e.id
+            LIMIT ?{tx.lock_rows}""",
+        (now, now, limit),
+    ).fetchall()
+    ids = [int(row[0]) for row in rows]
+    if not ids:
+        return []
+    tx.execute(
+        f"UPDATE events SET status = 'processing', lease_owner = ?, lease_expires_at = ? "
+        f"WHERE id IN ({_marks(ids)})",
+        (worker, lease_until, *ids),
+    )
+    claimed = tx.execute(
+        "SELECT id, dedup_key, room_id, type, body, received_at, attempts, handlers_done "
+        f"FROM events WHERE id IN ({_marks(ids)}) ORDER BY id",
+        ids,
+    ).fetchall()
+    rooms = _rooms_in(tx, {str(row[2]) for row in claimed if row[2] is not None})
+    return [
+        ClaimedEvent(
+            id=int(event_id),
+            dedup_key=str(key),
+            room_id=room_id,
+            type=str(event_type),
+            body=bytes(body),
+            received_at=float(received_at),
+            attempts=int(attempts),
+            handlers_done=frozenset(json.loads(done)),
+            room=rooms.get(room_id) if room_id is not None else None,
+        )
+        for event_id, key, room_id, event_type, body, received_at, attempts, done in claimed
+    ]
+
+
+def _finish_in(tx: Tx, event: ClaimedEvent, worker: str, result: Finish) -> bool:
+    updated = tx.execute(
+        """UPDATE events SET status = ?, attempts = attempts + 1, next_attempt_at = ?,
+               lease_owner = NULL, lease_expires_at = NULL, handlers_done = ?, stale = ?,
+               last_error = ?, finished_at = ?
+           WHERE id = ? AND lease_owner = ? AND status = 'processing'""",
+        (
+            result.status,
+            result.next_attempt_at if result.next_attempt_at is not None else result.finished_at,
+            json.dumps(sorted(result.handlers_done)),
+            int(result.stale),
+            result.error,
+            result.finished_at if result.status != "failed" else None,
+            event.id,
+            worker,
+        ),
+    ).rowcount
+    if updated != 1:
+        return False
+    number_row = tx.execute(
+        "SELECT COALESCE(MAX(number), 0) + 1 FROM attempts WHERE event_id = ?", (event.id,)
+    ).fetchone()
+    assert number_row is not None
+    tx.execute(
+        "INSERT INTO attempts (event_id, number, worker, started_at, finished_at, outcome, error) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            event.id,
+            number_row[0],
+            worker,
+            result.started_at,
+            result.finished_at,
+            result.status,
+            result.error,
+        ),
+    )
+    if event.room_id is not None and (
+        result.crm_data or result.stage is not None or result.newest_message_at is not None
+    ):
+        _update_room(tx, event.room_id, result)
+    return True
+
+
+def _update_room(tx: Tx, room_id: str, result: Finish) -> None:
+    current = _rooms_in(tx, [room_id]).get(room_id) or RoomState(room_id)
+    crm_data = {**current.crm_data, **result.crm_data}
+    stage = result.stage if result.stage is not None else current.stage
+    newest = max(
+        (t for t in (current.newest_message_at, result.newest_message_at) if t is not None),
+        default=None,
+    )
+    tx.execute(
+        """INSERT INTO rooms (room_id, crm_data, stage, newest_message_at, updated_at)
+           VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (room_id) DO UPDATE SET crm_data = excluded.crm_data, stage = excluded.stage,
+               newest_message_at = excluded.newest_message_at, updated_at = excluded.updated_at""",
+        (room_id, json.dumps(crm_data, ensure_ascii=False), stage, newest, result.finished_at),
+    )
+
+
+def _replay_in(tx: Tx, ids: list[int] | None, now: float, all_handlers: bool) -> ReplayResult:
+    if ids is None:
+        rows = tx.execute(
+            "SELECT id, status FROM events WHERE status = 'dead' ORDER BY id"
+        ).fetchall()
+    elif ids:
+        rows = tx.execute(
+            f"SELECT id, status FROM events WHERE id IN ({_marks(ids)})", ids
+        ).fetchall()
+    else:
+        rows = []
+    statuses = {int(event_id): str(status) for event_id, status in rows}
+    replayed: list[int] = []
+    skipped: dict[int, str] = {}
+    for event_id in ids if ids is not None else sorted(statuses):
+        status = statuses.get(event_id)
+        if status is None:
+            skipped[event_id] = "no such event"
+        elif status in ("pending", "processing", "failed"):
+            skipped[event_id] = f"already {status}: it will be handled"
+        elif status == "done" and not all_handlers:
+            skipped[event_id] = "done: every handler succeeded (use all handlers to run them again)"
+        else:
+            replayed.append(event_id)
+    if replayed:
+        reset = ", handlers_done = '[]'" if all_handlers else ""
+        tx.execute(
+            f"UPDATE events SET status = 'pending', attempts = 0, next_attempt_at = ?, "
+            f"lease_owner = NULL, lease_expires_at = NULL, finished_at = NULL{reset} "
+            f"WHERE id IN ({_marks(replayed)})",
+            (now, *replayed),
+        )
+    return ReplayResult(replayed, skipped)
+
+
+def _stored(row: tuple[Any, ...]) -> StoredEvent:
+    (event_id, key, room_id, event_type, received_at, status, attempts, next_at, owner, answer,
+     done, stale, error, finished_at, *body) = row  # fmt: skip
+    return StoredEvent(
+        id=int(event_id),
+        dedup_key=str(key),
+        room_id=room_id,
+        type=str(event_type),
+        received_at=float(received_at),
+        status=status,
+        attempts=int(attempts),
+        next_attempt_at=float(next_at),
+        lease_owner=owner,
+        answer=str(answer),
+        handlers_done=tuple(json.loads(done)),
+        stale=None if stale is None else bool(stale),
+        last_error=error,
+        finished_at=finished_at,
+        body=bytes(body[0]) if body else None,
+    )

@@ -1,0 +1,369 @@
+"""The sender's side of the store: a durable outbox of webhook deliveries.
+
+A delivery's life: ``put`` (committed before ``enqueue`` returns) → ``pending`` → a dispatcher
+``claim``s it (``sending``, under a lease) → each attempt is ``record``ed: ``done``, ``failed``
+(retry due at ``next_attempt_at``, kept across restarts) or ``dead``. Only the oldest unfinished
+delivery of a (url, room) pair can be claimed, so one room's deliveries keep their order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .batching import Batcher
+from .database import Database, Tx
+from .database import placeholders as _marks
+
+__all__ = [
+    "OUTBOX_STATUSES",
+    "OutboxAttempt",
+    "OutboxEntry",
+    "OutboxItem",
+    "OutboxStatus",
+    "OutboxStore",
+]
+
+OutboxStatus = Literal["pending", "sending", "failed", "dead", "done"]
+OUTBOX_STATUSES: tuple[OutboxStatus, ...] = ("pending", "sending", "failed", "dead", "done")
+
+_ACTIVE = "('pending', 'sending', 'failed')"
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """A delivery to store."""
+
+    url: str
+    body: bytes
+    room_id: str | None
+    type: str | None
+    created_at: float
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """A stored delivery."""
+
+    id: int
+    url: str
+    room_id: str | None
+    type: str | None
+    body: bytes
+    created_at: float
+    status: OutboxStatus
+    attempts: int
+    next_attempt_at: float
+    last_status: int | None
+    last_error: str | None
+    response_text: str | None
+    finished_at: float | None
+
+
+@dataclass(frozen=True)
+class OutboxAttempt:
+    """One HTTP attempt of a stored delivery."""
+
+    number: int
+    started_at: float
+    elapsed: float
+    status: int | None
+    error: str | None
+
+
+_COLUMNS = (
+    "id, url, room_id, type, body, created_at, status, attempts, next_attempt_at, last_status, "
+    "last_error, response_text, finished_at"
+)
+
+
+class OutboxStore:
+    """Deliveries on a :class:`Database`. All times are Unix seconds given by the caller."""
+
+    def __init__(self, database: Database, max_batch: int = 512) -> None:
+        self.database = database
+        self._puts: Batcher[OutboxItem, int] = Batcher(self._put_batch, max_batch)
+
+    async def close(self) -> None:
+        await self._puts.close()
+
+    async def put(self, item: OutboxItem) -> int:
+        """Store a delivery; returns its id once committed (concurrent calls share commits)."""
+        return await self._puts.submit(item)
+
+    async def _put_batch(self, batch: list[OutboxItem]) -> list[int]:
+        def work(tx: Tx) -> list[int]:
+            values: list[Any] = []
+            for item in batch:
+                room_key = item.room_id if item.room_id is not None else ""
+                values += [item.url, room_key, item.room_id, item.type, item.body, item.created_at,
+                           "pending", item.created_at]  # fmt: skip
+            rows = tx.execute(
+                "INSERT INTO outbox (url, room_key, room_id, type, body, created_at, status, "
+                "next_attempt_at) VALUES "
+                + ", ".join("(?, ?, ?, ?, ?, ?, ?, ?)" for _ in batch)
+                + " RETURNING id",
+                values,
+            ).fetchall()
+            # Ids are assigned in VALUES order; RETURNING's row order is not promised: sort.
+            return sorted(int(row[0]) for row in rows)
+
+        return await self.database.run(work)
+
+    async def claim(self, owner: str, limit: int, lease: float, now: float) -> list[OutboxEntry]:
+        """Take up to ``limit`` due deliveries, each the oldest unfinished one of its room.
+
+        Deliveries without a room (offline messages) are not held back by each other.
+        """
+        if limit <= 0:
+            return []
+
+        def work(tx: Tx) -> list[OutboxEntry]:
+            rows = tx.execute(
+                f"""SELECT o.id FROM outbox AS o
+                    WHERE o.status IN {_ACTIVE}
+                      AND o.next_attempt_at <= ?
+                      AND (o.status <> 'sending' OR o.lease_expires_at <= ?)
+                      AND (o.room_key = '' OR NOT EXISTS (
+                          SELECT 1 FROM outbox AS p
+                          WHERE p.url = o.url AND p.room_key = o.room_key AND p.id < o.id
+                            AND p.status IN {_ACTIVE}))
+                    ORDER BY o.id
+                    LIMIT ?{tx.lock_rows}""",
+                (now, now, limit),
+            ).fetchall()
+            ids = [int(row[0]) for row in rows]
+            if not ids:
+                return []
+            tx.execute(
+                "UPDATE outbox SET status = 'sending', lease_owner = ?, lease_expires_at = ? "
+                f"WHERE id IN ({_marks(ids)})",
+                (owner, now + lease, *ids),
+            )
+            return _entries(tx, f"WHERE id IN ({_marks(ids)}) ORDER BY id", ids)
+
+        return await self.database.run(work)
+
+    async def renew(self, owner: str, ids: Iterable[int], until: float) -> None:
+        """Extend the leases ``owner`` holds."""
+        id_list = list(ids)
+        if not id_list:
+            return
+        await self.database.run(
+            lambda tx: tx.execute(
+                f"UPDATE outbox SET lease_expires_at = ? WHERE id IN ({_marks(id_list)}) "
+                "AND lease_owner = ? AND status = 'sending'",
+                (until, *id_list, owner),
+            )
+        )
+
+    async def set_body(self, entry_id: int, owner: str, body: bytes) -> None:
+        """Replace a claimed delivery's body before its first attempt (crmData echo), so that
+        every retry sends the very same bytes."""
+        await self.database.run(
+            lambda tx: tx.execute(
+                "UPDATE outbox SET body = ? WHERE id = ? AND lease_owner = ? AND attempts = 0",
+                (body, entry_id, owner),
+            )
+        )
+
+    async def record(
+        self,
+        entry: OutboxEntry,
+        owner: str,
+        attempt: OutboxAttempt,
+        status: Literal["done", "failed", "dead"],
+        next_attempt_at: float,
+        response_text: str | None,
+    ) -> bool:
+        """Record one attempt and the delivery's new state; ``False`` if the lease was lost.
+
+        A ``done`` room delivery also becomes the room's crmData for later deliveries.
+        """
+
+        def work(tx: Tx) -> bool:
+            finished = attempt.started_at + attempt.elapsed
+            updated = tx.execute(
+                """UPDATE outbox SET status = ?, attempts = attempts + 1, next_attempt_at = ?,
+                       lease_owner = NULL, lease_expires_at = NULL, last_status = ?, last_error = ?,
+                       response_text = ?, finished_at = ?
+                   WHERE id = ? AND lease_owner = ? AND status = 'sending'""",
+                (
+                    status,
+                    next_attempt_at,
+                    attempt.status,
+                    attempt.error,
+                    response_text,
+                    finished if status != "failed" else None,
+                    entry.id,
+                    owner,
+                ),
+            ).rowcount
+            if updated != 1:
+                return False
+            tx.execute(
+                "INSERT INTO outbox_attempts (outbox_id, number, started_at, elapsed, status, error) "
+                "VALUES (?, (SELECT COALESCE(MAX(number), 0) + 1 FROM outbox_attempts "
+                "WHERE outbox_id = ?), ?, ?, ?, ?)",
+                (
+                    entry.id,
+                    entry.id,
+                    attempt.started_at,
+                    attempt.elapsed,
+                    attempt.status,
+                    attempt.error,
+                ),
+            )
+            if status == "done" and entry.room_id is not None and response_text is not None:
+                tx.execute(
+                    """INSERT INTO outbox_crm_data (url, room_id, response_text, updated_at)
+                       VALUES (?, ?, ?, ?)
+                       ON CONFLICT (url, room_id) DO UPDATE SET
+                           response_text = excluded.response_text, updated_at = excluded.updated_at""",
+                    (entry.url, entry.room_id, response_text, finished),
+                )
+            return True
+
+        return await self.database.run(work)
+
+    async def release(self, owner: str, ids: Iterable[int]) -> None:
+        """Give back claimed deliveries without an attempt (shutdown)."""
+        id_list = list(ids)
+        if not id_list:
+            return
+        await self.database.run(
+            lambda tx: tx.execute(
+                "UPDATE outbox SET status = CASE WHEN attempts = 0 THEN 'pending' ELSE 'failed' END, "
+                f"lease_owner = NULL, lease_expires_at = NULL WHERE id IN ({_marks(id_list)}) "
+                "AND lease_owner = ? AND status = 'sending'",
+                (*id_list, owner),
+            )
+        )
+
+    async def crm_data(self, url: str, room_id: str) -> str | None:
+        """The body of the last 200 for a room at ``url`` (Rocket.Chat's crmData), if any."""
+
+        def work(tx: Tx) -> str | None:
+            row = tx.execute(
+                "SELECT response_text FROM outbox_crm_data WHERE url = ? AND room_id = ?",
+                (url, room_id),
+            ).fetchone()
+            return str(row[0]) if row else None
+
+        return await self.database.run(work)
+
+    async def get(self, entry_id: int) -> OutboxEntry | None:
+        entries = await self.database.run(lambda tx: _entries(tx, "WHERE id = ?", [entry_id]))
+        return entries[0] if entries else None
+
+    async def attempts(self, entry_id: int) -> list[OutboxAttempt]:
+        def work(tx: Tx) -> list[OutboxAttempt]:
+            rows = tx.execute(
+                "SELECT number, started_at, elapsed, status, error FROM outbox_attempts "
+                "WHERE outbox_id = ? ORDER BY number",
+                (entry_id,),
+            ).fetchall()
+            return [OutboxAttempt(*row) for row in rows]
+
+        return await self.database.run(work)
+
+    async def find(
+        self, status: OutboxStatus | None = None, room_id: str | None = None, limit: int = 50
+    ) -> list[OutboxEntry]:
+        """The newest deliveries first, optionally of one status and/or room."""
+        conditions: list[str] = []
+        params: list[Any] = []
+        if status is not None:
+            conditions.append("status = ?")
+            params.append(status)
+        if room_id is not None:
+            conditions.append("room_id = ?")
+            params.append(room_id)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        return await self.database.run(
+            lambda tx: _entries(tx, f"{where} ORDER BY id DESC LIMIT ?", [*params, limit])
+        )
+
+    async def counts(self) -> dict[str, int]:
+        def work(tx: Tx) -> dict[str, int]:
+            rows = tx.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall()
+            return dict.fromkeys(OUTBOX_STATUSES, 0) | {str(s): int(n) for s, n in rows}
+
+        return await self.database.run(work)
+
+    async def next_due(self) -> float | None:
+        """When the earliest unfinished delivery is due, or ``None`` when nothing is left."""
+
+        def work(tx: Tx) -> float | None:
+            row = tx.execute(
+                f"SELECT MIN(next_attempt_at) FROM outbox WHERE status IN {_ACTIVE}"
+            ).fetchone()
+            return float(row[0]) if row and row[0] is not None else None
+
+        return await self.database.run(work)
+
+    async def retry(self, ids: Iterable[int] | None, now: float) -> list[int]:
+        """Make dead (or failed) deliveries due now with a fresh retry budget: ``ids``, or every
+        dead one when ``None``. Returns the ids that were changed."""
+        id_list = None if ids is None else list(ids)
+
+        def work(tx: Tx) -> list[int]:
+            if id_list is None:
+                where, params = "WHERE status = 'dead'", []
+            elif not id_list:
+                return []
+            else:
+                where = f"WHERE id IN ({_marks(id_list)}) AND status IN ('dead', 'failed')"
+                params = list(id_list)
+            rows = tx.execute(f"SELECT id FROM outbox {where}", params).fetchall()
+            changed = sorted(int(row[0]) for row in rows)
+            if changed:
+                tx.execute(
+                    "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?, "
+                    f"finished_at = NULL WHERE id IN ({_marks(changed)})",
+                    (now, *changed),
+                )
+            return changed
+
+        return await self.database.run(work)
+
+    async def purge(self, statuses: Sequence[OutboxStatus], finished_before: float) -> int:
+        """Delete finished deliveries (``done``/``dead``) that finished before a time."""
+        wanted = [s for s in statuses if s in ("done", "dead")]
+        if not wanted:
+            return 0
+
+        def work(tx: Tx) -> int:
+            condition = f"status IN ({_marks(wanted)}) AND finished_at < ?"
+            tx.execute(
+                f"DELETE FROM outbox_attempts WHERE outbox_id IN (SELECT id FROM outbox WHERE {condition})",
+                (*wanted, finished_before),
+            )
+            return tx.execute(
+                f"DELETE FROM outbox WHERE {condition}", (*wanted, finished_before)
+            ).rowcount
+
+        return await self.database.run(work)
+
+
+def _entries(tx: Tx, tail: str, params: Sequence[Any]) -> list[OutboxEntry]:
+    rows = tx.execute(f"SELECT {_COLUMNS} FROM outbox {tail}", params).fetchall()
+    return [
+        OutboxEntry(
+            id=int(row[0]),
+            url=str(row[1]),
+            room_id=row[2],
+            type=row[3],
+            body=bytes(row[4]),
+            created_at=float(row[5]),
+            status=row[6],
+            attempts=int(row[7]),
+            next_attempt_at=float(row[8]),
+            last_status=row[9],
+            last_error=row[10],
+            response_text=row[11],
+            finished_at=row[12],
+        )
+        for row in rows
+    ]

@@ -1,0 +1,154 @@
+"""The store's tables, created and migrated by omnihook itself, one numbered step at a time.
+
+Each step runs once, in the transaction that records its number, so several processes starting
+together migrate exactly once (PostgreSQL: an advisory lock; SQLite: the write lock).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .errors import SchemaTooNew
+
+if TYPE_CHECKING:
+    from .database import Tx
+
+__all__ = ["SCHEMA_VERSION", "migrate"]
+
+# Column types differ by dialect only in these few places.
+_TYPES = {
+    "sqlite": {"id": "INTEGER PRIMARY KEY AUTOINCREMENT", "blob": "BLOB", "time": "REAL"},
+    "postgresql": {
+        "id": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+        "blob": "BYTEA",
+        "time": "DOUBLE PRECISION",
+    },
+}
+
+_ACTIVE = "status IN ('pending', 'processing', 'failed')"
+
+
+@dataclass(frozen=True)
+class _Step:
+    version: int
+    statements: tuple[str, ...]
+
+
+_STEPS = (
+    _Step(
+        1,
+        (
+            # Accepted deliveries. `room_key` orders handling: the room id, or (for room-less
+            # offline messages) the event's own key. Times are Unix seconds.
+            """CREATE TABLE events (
+                id {id},
+                dedup_key TEXT NOT NULL UNIQUE,
+                room_key TEXT NOT NULL,
+                room_id TEXT,
+                type TEXT NOT NULL,
+                body {blob} NOT NULL,
+                received_at {time} NOT NULL,
+                status TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_attempt_at {time} NOT NULL,
+                lease_owner TEXT,
+                lease_expires_at {time},
+                answer TEXT NOT NULL,
+                handlers_done TEXT NOT NULL DEFAULT '[]',
+                stale INTEGER,
+                last_error TEXT,
+                finished_at {time}
+            )""",
+            f"CREATE INDEX events_active_room ON events (room_key, id) WHERE {_ACTIVE}",
+            f"CREATE INDEX events_active_due ON events (next_attempt_at, id) WHERE {_ACTIVE}",
+            "CREATE INDEX events_status ON events (status, id)",
+            "CREATE INDEX events_room ON events (room_id, id)",
+            """CREATE TABLE attempts (
+                event_id BIGINT NOT NULL REFERENCES events (id) ON DELETE CASCADE,
+                number INTEGER NOT NULL,
+                worker TEXT NOT NULL,
+                started_at {time} NOT NULL,
+                finished_at {time} NOT NULL,
+                outcome TEXT NOT NULL,
+                error TEXT,
+                PRIMARY KEY (event_id, number)
+            )""",
+            # What handling has learnt about each room: the CRM ids to hand back to Rocket.Chat,
+            # and how far the room's timeline has been handled (to flag stale events).
+            """CREATE TABLE rooms (
+                room_id TEXT PRIMARY KEY,
+                crm_data TEXT NOT NULL DEFAULT '{{}}',
+                stage INTEGER,
+                newest_message_at {time},
+                updated_at {time} NOT NULL
+            )""",
+            # The sender's durable outbox; deliveries to one (url, room) go out in order.
+            """CREATE TABLE outbox (
+                id {id},
+                url TEXT NOT NULL,
+                room_key TEXT NOT NULL,
+                room_id TEXT,
+                type TEXT,
+                body {blob} NOT NULL,
+                created_at {time} NOT NULL,
+                status TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_attempt_at {time} NOT NULL,
+                lease_owner TEXT,
+                lease_expires_at {time},
+                last_status INTEGER,
+                last_error TEXT,
+                response_text TEXT,
+                finished_at {time}
+            )""",
+            "CREATE INDEX outbox_active_room ON outbox (url, room_key, id) "
+            "WHERE status IN ('pending', 'sending', 'failed')",
+            "CREATE INDEX outbox_active_due ON outbox (next_attempt_at, id) "
+            "WHERE status IN ('pending', 'sending', 'failed')",
+            "CREATE INDEX outbox_status ON outbox (status, id)",
+            """CREATE TABLE outbox_attempts (
+                outbox_id BIGINT NOT NULL REFERENCES outbox (id) ON DELETE CASCADE,
+                number INTEGER NOT NULL,
+                started_at {time} NOT NULL,
+                elapsed {time} NOT NULL,
+                status INTEGER,
+                error TEXT,
+                PRIMARY KEY (outbox_id, number)
+            )""",
+            # The last 200 body per (url, room): what Rocket.Chat would echo back as crmData.
+            """CREATE TABLE outbox_crm_data (
+                url TEXT NOT NULL,
+                room_id TEXT NOT NULL,
+                response_text TEXT NOT NULL,
+                updated_at {time} NOT NULL,
+                PRIMARY KEY (url, room_id)
+            )""",
+        ),
+    ),
+)
+
+SCHEMA_VERSION = _STEPS[-1].version
+"""The schema version this omnihook writes."""
+
+
+def migrate(tx: Tx) -> int:
+    """Bring the schema to :data:`SCHEMA_VERSION`; returns the version found before."""
+    if tx.dialect == "postgresql":
+        tx.execute("SELECT pg_advisory_xact_lock(7207811)")  # any fixed number: omnihook's lock
+    tx.execute("CREATE TABLE IF NOT EXISTS omnihook_schema (version INTEGER NOT NULL)")
+    row = tx.execute("SELECT MAX(version) FROM omnihook_schema").fetchone()
+    found = int(row[0]) if row and row[0] is not None else 0
+    if found > SCHEMA_VERSION:
+        raise SchemaTooNew(
+            f"the store's schema is version {found}, newer than this omnihook's {SCHEMA_VERSION}; "
+            "upgrade omnihook"
+        )
+    types = _TYPES[tx.dialect]
+    for step in _STEPS:
+        if step.version <= found:
+            continue
+        for statement in step.statements:
+            tx.execute(statement.format(**types))
+        tx.execute("INSERT INTO omnihook_schema (version) VALUES (?)", (step.version,))
+    return found

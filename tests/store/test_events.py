@@ -1,0 +1,239 @@
+"""The event store, run identically on SQLite and on the real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from omnihook.store import (
+    SCHEMA_VERSION,
+    ClaimedEvent,
+    Finish,
+    NewEvent,
+    SchemaTooNew,
+    Store,
+)
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[Store]:
+    async with Store.open(store_url) as store:
+        yield store
+
+
+def new(
+    body: str, room: str | None = "R1", at: float = 100.0, crm: dict[str, Any] | None = None
+) -> NewEvent:
+    raw = body.encode()
+    return NewEvent(
+        dedup_key=hashlib.sha256(raw).hexdigest(),
+        room_id=room,
+        type="Message",
+        body=raw,
+        received_at=at,
+        previous_crm_data=crm,
+    )
+
+
+def done(at: float = 200.0, **kwargs: Any) -> Finish:
+    return Finish(status="done", started_at=at, finished_at=at + 0.01, **kwargs)
+
+
+async def test_schema_is_created_once_and_versioned(store_url: str) -> None:
+    async with Store.open(store_url) as first:
+        version = await first.database.run(
+            lambda tx: tx.execute("SELECT MAX(version) FROM omnihook_schema").fetchone()
+        )
+        assert version == (SCHEMA_VERSION,)
+    async with Store.open(store_url) as again:  # a second open migrates nothing
+        rows = await again.database.run(
+            lambda tx: tx.execute("SELECT version FROM omnihook_schema").fetchall()
+        )
+        assert rows == [(SCHEMA_VERSION,)]
+        await again.database.run(lambda tx: tx.execute("INSERT INTO omnihook_schema VALUES (99)"))
+    with pytest.raises(SchemaTooNew, match="version 99, newer than this omnihook's"):
+        async with Store.open(store_url):
+            pass
+
+
+async def test_accept_stores_once_and_answers_duplicates_alike(store: Store) -> None:
+    first = await store.events.accept(new('{"a":1}', crm={"contactId": "c-1"}))
+    again = await store.events.accept(new('{"a":1}'))
+    other = await store.events.accept(new('{"a":2}'))
+    assert not first.duplicate
+    assert first.answer == '{"contactId":"c-1"}'
+    assert (again.event_id, again.answer, again.duplicate) == (first.event_id, first.answer, True)
+    assert other.event_id != first.event_id
+    assert other.answer == '{"ok":true}'
+    assert (await store.events.counts())["pending"] == 2
+
+
+async def test_concurrent_identical_accepts_store_one_event(store: Store) -> None:
+    results = await asyncio.gather(*(store.events.accept(new('{"same":true}')) for _ in range(50)))
+    assert len({r.event_id for r in results}) == 1
+    assert sum(not r.duplicate for r in results) == 1
+    assert len(await store.events.find()) == 1
+
+
+async def test_many_concurrent_accepts_share_commits(store: Store) -> None:
+    results = await asyncio.gather(
+        *(store.events.accept(new(f'{{"n":{n}}}', room=f"R{n % 7}")) for n in range(300))
+    )
+    assert len({r.event_id for r in results}) == 300
+    assert (await store.events.counts())["pending"] == 300
+
+
+async def test_one_event_per_room_at_a_time_in_arrival_order(store: Store) -> None:
+    a1 = await store.events.accept(new("a1", room="A"))
+    a2 = await store.events.accept(new("a2", room="A"))
+    b1 = await store.events.accept(new("b1", room="B"))
+    offline1 = await store.events.accept(new("o1", room=None))
+    offline2 = await store.events.accept(new("o2", room=None))
+    claimed = await store.events.claim("w1", limit=10, lease=30, now=150)
+    assert [c.id for c in claimed] == [
+        a1.event_id,
+        b1.event_id,
+        offline1.event_id,
+        offline2.event_id,
+    ]
+    assert await store.events.claim("w2", limit=10, lease=30, now=150) == []
+    assert await store.events.finish(claimed[0], "w1", done())
+    [next_a] = await store.events.claim("w2", limit=10, lease=30, now=150)
+    assert next_a.id == a2.event_id
+    assert next_a.body == b"a2"
+
+
+async def test_failed_events_wait_for_their_retry_and_block_their_room(store: Store) -> None:
+    first = await store.events.accept(new("x1", room="A"))
+    await store.events.accept(new("x2", room="A"))
+    [claimed] = await store.events.claim("w", 10, 30, now=100)
+    retry = Finish(status="failed", started_at=100, finished_at=101, error="CRM 503",
+                   handlers_done=["audit"], next_attempt_at=160)  # fmt: skip
+    assert await store.events.finish(claimed, "w", retry)
+    assert await store.events.claim("w", 10, 30, now=159) == []
+    [again] = await store.events.claim("w", 10, 30, now=160)
+    assert again.id == first.event_id
+    assert again.attempts == 1
+    assert again.handlers_done == frozenset({"audit"})
+    stored = await store.events.get(first.event_id)
+    assert stored is not None
+    assert (stored.status, stored.last_error) == ("processing", "CRM 503")
+
+
+async def test_an_expired_lease_is_taken_over_and_the_old_owner_loses(store: Store) -> None:
+    await store.events.accept(new("lease"))
+    [held] = await store.events.claim("dead-worker", 10, lease=30, now=100)
+    assert await store.events.claim("w2", 10, 30, now=129) == []
+    [taken] = await store.events.claim("w2", 10, 30, now=130)
+    assert taken.id == held.id
+    assert not await store.events.finish(held, "dead-worker", done())
+    assert await store.events.finish(taken, "w2", done())
+    assert (await store.events.attempts(held.id))[0].worker == "w2"
+
+
+async def test_renewed_leases_are_not_taken_over(store: Store) -> None:
+    await store.events.accept(new("long"))
+    [held] = await store.events.claim("w1", 10, lease=30, now=100)
+    await store.events.renew("w1", [held.id], until=200)
+    assert await store.events.claim("w2", 10, 30, now=150) == []
+
+
+async def test_released_events_are_claimable_at_once(store: Store) -> None:
+    await store.events.accept(new("r"))
+    [held] = await store.events.claim("w1", 10, 30, now=100)
+    await store.events.release("w1", [held.id])
+    [again] = await store.events.claim("w2", 10, 30, now=100)
+    assert again.id == held.id
+    assert again.attempts == 0
+
+
+async def test_finishing_teaches_the_room_and_later_answers_carry_it(store: Store) -> None:
+    await store.events.accept(new("start", crm=None))
+    [claimed] = await store.events.claim("w", 10, 30, now=100)
+    learnt = done(crm_data={"contactId": "crm-9"}, stage=0, newest_message_at=99.5)
+    assert await store.events.finish(claimed, "w", learnt)
+    room = await store.events.room("R1")
+    assert room is not None
+    assert (room.crm_data, room.stage, room.newest_message_at) == ({"contactId": "crm-9"}, 0, 99.5)
+    later = await store.events.accept(new("message", crm={"ok": True}))
+    assert json.loads(later.answer) == {"ok": True, "contactId": "crm-9"}
+    [next_claim] = await store.events.claim("w", 10, 30, now=101)
+    assert next_claim.room == room
+
+
+async def test_dead_letters_keep_their_history_and_can_be_replayed(store: Store) -> None:
+    accepted = await store.events.accept(new("doomed"))
+    for attempt in range(2):
+        [claimed] = await store.events.claim("w", 10, 30, now=100 + attempt * 10)
+        status = "failed" if attempt == 0 else "dead"
+        await store.events.finish(claimed, "w", Finish(status=status, started_at=100, finished_at=101,
+                                  error=f"boom {attempt}", next_attempt_at=110))  # fmt: skip
+    dead = await store.events.find(status="dead")
+    assert [e.id for e in dead] == [accepted.event_id]
+    assert [
+        (a.number, a.outcome, a.error) for a in await store.events.attempts(accepted.event_id)
+    ] == [
+        (1, "failed", "boom 0"),
+        (2, "dead", "boom 1"),
+    ]
+    result = await store.events.replay(None, now=500)
+    assert result.replayed == [accepted.event_id]
+    [claimed] = await store.events.claim("w", 10, 30, now=500)
+    assert claimed.attempts == 0
+    assert await store.events.finish(claimed, "w", done())
+    assert [a.number for a in await store.events.attempts(accepted.event_id)] == [1, 2, 3]
+
+
+async def test_replay_explains_what_it_skips(store: Store) -> None:
+    pending = await store.events.accept(new("p"))
+    finished = await store.events.accept(new("d", room="B"))
+    claims = await store.events.claim("w", 10, 30, now=100)
+    finished_claim = next(c for c in claims if c.id == finished.event_id)
+    await store.events.finish(finished_claim, "w", done(handlers_done=["h1"]))
+    result = await store.events.replay([pending.event_id, finished.event_id, 999], now=200)
+    assert result.replayed == []
+    assert result.skipped == {
+        pending.event_id: "already processing: it will be handled",
+        finished.event_id: "done: every handler succeeded (use all handlers to run them again)",
+        999: "no such event",
+    }
+    forced = await store.events.replay([finished.event_id], now=200, all_handlers=True)
+    assert forced.replayed == [finished.event_id]
+    [again] = [
+        c for c in await store.events.claim("w", 10, 30, now=200) if c.id == finished.event_id
+    ]
+    assert again.handlers_done == frozenset()
+
+
+async def test_find_filters_by_status_and_room(store: Store) -> None:
+    for n in range(5):
+        await store.events.accept(new(f"e{n}", room="A" if n % 2 else "B"))
+    assert [e.room_id for e in await store.events.find(room_id="A")] == ["A", "A"]
+    assert len(await store.events.find(status="pending", limit=3)) == 3
+    assert await store.events.find(status="dead") == []
+    assert (await store.events.get(12345)) is None
+
+
+async def test_claims_from_many_workers_never_overlap(store: Store) -> None:
+    for n in range(60):
+        await store.events.accept(new(f"c{n}", room=f"R{n % 12}"))
+
+    async def worker(name: str) -> list[ClaimedEvent]:
+        got: list[ClaimedEvent] = []
+        for _ in range(10):
+            batch = await store.events.claim(name, 3, 30, now=100)
+            got += batch
+            for event in batch:
+                assert await store.events.finish(event, name, done())
+        return got
+
+    claimed = [
+        c for batch in await asyncio.gather(*(worker(f"w{i}") for i in range(4))) for c in batch
+    ]
+    ids = [c.id for c in claimed]
+    assert len(ids) == len(set(ids)) == 60
