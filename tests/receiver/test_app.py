@@ -189,7 +189,7 @@ async def test_handler_failure_is_500_naming_the_handlers(
     assert response.status_code == 500
     body = response.json()
     assert body["error"] == "handler_failed"
-    assert body["handlers"] == [push_to_crm.__qualname__]
+    assert body["handlers"] == ["test_handler_failure_is_500_naming_the_handlers.push_to_crm"]
     assert "ConnectionError" in body["detail"]
     assert "abc123" not in response.text  # exception messages stay in the log
 

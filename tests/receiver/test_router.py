@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
@@ -15,7 +16,13 @@ from omnihook.contracts import (
     parse_event,
     samples,
 )
-from omnihook.receiver import HandlerContext, HandlerFailures, Router
+from omnihook.receiver import (
+    HandlerContext,
+    HandlerFailures,
+    HandlerTimeout,
+    PermanentError,
+    Router,
+)
 
 
 def event(name: str) -> AnyEvent:
@@ -49,8 +56,8 @@ async def test_every_matching_handler_runs_in_registration_order() -> None:
     await router.dispatch(event("chat-edit"))
     assert calls == ["any", "close_or_edit:LivechatEdit"]
     assert router.handlers_for(event("chat-start")) == [
-        "test_every_matching_handler_runs_in_registration_order.<locals>.first",
-        "test_every_matching_handler_runs_in_registration_order.<locals>.start",
+        "test_every_matching_handler_runs_in_registration_order.first",
+        "test_every_matching_handler_runs_in_registration_order.start",
     ]
 
 
@@ -182,3 +189,49 @@ async def test_include_composes_routers() -> None:
     await first.dispatch(event("chat-start"))
     assert seen == ["first", "second"]
     assert len(first) == 2
+
+
+async def test_run_reports_each_handler_and_skips_those_already_done() -> None:
+    router = Router()
+    router.on_any(lambda e: {"a": 1})
+    router.on_any(lambda e: {"b": 2})  # same name: made unique
+
+    @router.on_any
+    async def broken(e: AnyEvent) -> None:
+        raise PermanentError("rejected")
+
+    names = router.handlers_for(event("chat-start"))
+    assert names[:2] == [
+        "test_run_reports_each_handler_and_skips_those_already_done.<lambda>",
+        "test_run_reports_each_handler_and_skips_those_already_done.<lambda>#2",
+    ]
+    outcome = await router.run(event("chat-start"), skip={names[0]})
+    assert outcome.succeeded == (names[1],)
+    assert outcome.crm_data == {"b": 2}
+    assert [f.handler for f in outcome.failures] == [names[2]]
+    assert outcome.permanent
+
+
+async def test_run_times_out_slow_handlers_sync_or_async() -> None:
+    router = Router()
+    release = threading.Event()
+
+    @router.on_any
+    async def slow_async(e: AnyEvent) -> None:
+        await asyncio.sleep(10)
+
+    @router.on_any
+    def slow_sync(e: AnyEvent) -> None:
+        release.wait(10)
+
+    @router.on_any
+    async def own_timeout(e: AnyEvent) -> None:
+        raise TimeoutError("the CRM call timed out")
+
+    outcome = await router.run(event("chat-start"), timeout=0.1)
+    release.set()
+    errors = {f.handler.rsplit(".", 1)[-1]: f.error for f in outcome.failures}
+    assert isinstance(errors["slow_async"], HandlerTimeout)
+    assert isinstance(errors["slow_sync"], HandlerTimeout)
+    assert str(errors["slow_sync"]) == "did not finish within 0.1 s"
+    assert type(errors["own_timeout"]) is TimeoutError  # not mistaken for ours

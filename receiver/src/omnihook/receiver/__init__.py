@@ -12,26 +12,39 @@
 from .app import DEFAULT_MAX_BODY_BYTES, DEFAULT_PATH, create_app
 from .console import describe, logging_router
 from .router import (
+    DispatchOutcome,
     DispatchResult,
     HandlerContext,
     HandlerFailure,
     HandlerFailures,
+    HandlerTimeout,
+    PermanentError,
     Router,
 )
+from .timeline import Position, is_stale, position_of
 from .verification import TOKEN_HEADER, TokenCheck, TokenVerifier
+from .worker import HandlingPolicy, Worker
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_PATH",
     "TOKEN_HEADER",
+    "DispatchOutcome",
     "DispatchResult",
     "HandlerContext",
     "HandlerFailure",
     "HandlerFailures",
+    "HandlerTimeout",
+    "HandlingPolicy",
+    "PermanentError",
+    "Position",
     "Router",
     "TokenCheck",
     "TokenVerifier",
+    "Worker",
     "create_app",
     "describe",
+    "is_stale",
     "logging_router",
+    "position_of",
 ]

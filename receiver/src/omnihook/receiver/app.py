@@ -1,14 +1,20 @@
 """``create_app``: the webhook endpoint as a Starlette app, to run or to mount in your own app.
 
-The request travels one way: body limit → token → parse → handlers → answer. Each failure has its
-status (see the README's table) and a JSON body ``{"error": ..., "detail": ...}``.
+The request travels one way: body limit → token → parse → (store →) answer. Without a store the
+handlers run before the answer ("inline"); with one, the answer follows the durable write and a
+worker runs the handlers. Each failure has its status (see the README's table) and a JSON body
+``{"error": ..., "detail": ...}``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
 import json
 import logging
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 from starlette.applications import Starlette
@@ -18,9 +24,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from omnihook.contracts import AnyEvent, ContractError, RoomEvent, parse_event
+from omnihook.store import NewEvent, Store, StoreError
 
 from .router import HandlerContext, HandlerFailures, Router
 from .verification import TOKEN_HEADER, TokenCheck, TokenVerifier
+from .worker import HandlingPolicy, Worker
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_PATH", "create_app"]
 
@@ -43,12 +51,25 @@ def create_app(
     path: str = DEFAULT_PATH,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     insecure_no_token: bool = False,
+    store: Store | str | None = None,
+    run_worker: bool = True,
+    handling: HandlingPolicy | None = None,
+    worker_concurrency: int = 8,
+    shutdown_grace: float = 10.0,
 ) -> Starlette:
     """A Starlette app that receives Rocket.Chat's webhook at ``POST path`` and runs ``router``.
 
     ``tokens`` are the accepted values of ``X-RocketChat-Livechat-Token`` (several for rotation);
-    at least one is required unless ``insecure_no_token=True``. ``GET /healthz`` answers
-    ``{"status": "ok"}``. Mount the result in FastAPI or Starlette with ``app.mount("/hooks", ...)``.
+    at least one is required unless ``insecure_no_token=True``.
+
+    Without ``store`` (the default) handlers run before the answer. With a ``store`` (a
+    :class:`~omnihook.store.Store` or a URL such as ``sqlite:///./omnihook.db``) each delivery is
+    committed before the 200, duplicates are answered like the first delivery, and a worker
+    started with the app (unless ``run_worker=False``) handles events by ``handling`` policy,
+    ``worker_concurrency`` at a time; on shutdown it gets ``shutdown_grace`` seconds to finish.
+
+    ``GET /healthz`` answers ``{"status": "ok"}`` (503 when the store is unreachable). Mount the
+    result in FastAPI or Starlette with ``app.mount("/hooks", ...)``.
     """
     token_list = list(tokens or [])
     if token_list:
@@ -65,24 +86,63 @@ def create_app(
     if not path.startswith("/"):
         raise ValueError(f"path must start with '/', got {path!r}")
 
-    endpoint = _WebhookEndpoint(router, verifier, max_body_bytes)
+    owned_store = isinstance(store, str)
+    durable = Store(store) if isinstance(store, str) else store
+    worker = (
+        Worker(durable, router, policy=handling, concurrency=worker_concurrency)
+        if durable is not None and run_worker
+        else None
+    )
+    endpoint = _WebhookEndpoint(router, verifier, max_body_bytes, durable, worker)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        running: asyncio.Task[None] | None = None
+        if durable is not None:
+            try:
+                await durable.connect()
+            except StoreError as exc:  # keep serving: 503s until the store is back
+                logger.error("store unavailable at start, will keep trying: %s", exc)
+        if worker is not None:
+            running = asyncio.create_task(worker.run(), name="omnihook-worker")
+        try:
+            yield
+        finally:
+            if worker is not None and running is not None:
+                await worker.stop(shutdown_grace)
+                await running
+            if durable is not None and owned_store:
+                await durable.close()
+
     app = Starlette(
         routes=[
             Route(path, endpoint.handle, methods=["POST"]),
-            Route("/healthz", _healthz, methods=["GET"]),
+            Route("/healthz", endpoint.healthz, methods=["GET"]),
         ],
         exception_handlers={HTTPException: _http_error},
+        lifespan=lifespan,
     )
     app.state.router = router
+    app.state.store = durable
+    app.state.worker = worker
     app.state.webhook_path = path
     return app
 
 
 class _WebhookEndpoint:
-    def __init__(self, router: Router, verifier: TokenVerifier, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        router: Router,
+        verifier: TokenVerifier,
+        max_body_bytes: int,
+        store: Store | None,
+        worker: Worker | None,
+    ) -> None:
         self.router = router
         self.verifier = verifier
         self.max_body_bytes = max_body_bytes
+        self.store = store
+        self.worker = worker
 
     async def handle(self, request: Request) -> Response:
         declared = request.headers.get("content-length")
@@ -104,8 +164,13 @@ class _WebhookEndpoint:
         try:
             event = parse_event(body)
         except ContractError as exc:
-            return self._rejected(request, exc)
+            return self._rejected(exc)
 
+        if self.store is None or event.is_test:
+            return await self._handle_inline(event, body)
+        return await self._store(event, body)
+
+    async def _handle_inline(self, event: AnyEvent, body: bytes) -> Response:
         try:
             result = await self.router.dispatch(event, HandlerContext(raw_body=body))
         except HandlerFailures as exc:
@@ -115,6 +180,45 @@ class _WebhookEndpoint:
             logger.info("Send Test sample received: Rocket.Chat can reach this receiver")
             return Response(_OK_BODY, media_type="application/json")
         return _accepted(event, result.crm_data)
+
+    async def _store(self, event: AnyEvent, body: bytes) -> Response:
+        assert self.store is not None
+        previous = _previous_crm_data(event)
+        new_event = NewEvent(
+            dedup_key=hashlib.sha256(body).hexdigest(),
+            room_id=event.room_id,
+            type=event.type,
+            body=body,
+            received_at=time.time(),
+            previous_crm_data=previous if isinstance(previous, dict) else None,
+        )
+        try:
+            await self.store.connect()
+            accepted = await self.store.events.accept(new_event)
+        except StoreError as exc:
+            logger.error("store unavailable, answering 503 so that Rocket.Chat retries: %s", exc)
+            return _error(
+                503,
+                "store_unavailable",
+                "the receiver cannot store the event right now; Rocket.Chat will retry",
+            )
+        if self.worker is not None and not accepted.duplicate:
+            self.worker.wake()
+        if accepted.duplicate:
+            logger.info(
+                "duplicate delivery of event %d (%s) answered again", accepted.event_id, event.type
+            )
+        return Response(accepted.answer.encode(), media_type="application/json")
+
+    async def healthz(self, request: Request) -> Response:
+        if self.store is None:
+            return JSONResponse({"status": "ok"})
+        try:
+            await self.store.connect()
+            await self.store.database.ping()
+        except StoreError:
+            return JSONResponse({"status": "unavailable", "store": "unreachable"}, status_code=503)
+        return JSONResponse({"status": "ok", "store": "ok"})
 
     async def _read_body(self, request: Request) -> bytes:
         chunks: list[bytes] = []
@@ -145,7 +249,7 @@ class _WebhookEndpoint:
         detail = f"the {TOKEN_HEADER} header does not match any token this receiver accepts"
         return _error(401, "invalid_token", detail)
 
-    def _rejected(self, request: Request, exc: ContractError) -> Response:
+    def _rejected(self, exc: ContractError) -> Response:
         logger.warning("rejected a delivery: %s", exc.summary())
         if exc.reason == "not_json":
             return _error(400, "invalid_json", f"the body is not JSON: {exc.problems[0].message}")
@@ -163,14 +267,17 @@ class _WebhookEndpoint:
         )
 
 
+def _previous_crm_data(event: AnyEvent) -> Any:
+    return event.parsed_crm_data() if isinstance(event, RoomEvent) else None
+
+
 def _accepted(event: AnyEvent, handler_results: dict[str, Any]) -> Response:
     # Rocket.Chat replaces the room's crmData with every 200 body. Start from what it sent us, so
     # ids stored by an earlier answer survive events whose handlers return nothing.
     body: dict[str, Any] = {}
-    if isinstance(event, RoomEvent):
-        previous = event.parsed_crm_data()
-        if isinstance(previous, Mapping):
-            body.update(previous)
+    previous = _previous_crm_data(event)
+    if isinstance(previous, Mapping):
+        body.update(previous)
     body.update(handler_results)
     if not body:
         return Response(_OK_BODY, media_type="application/json")
@@ -178,11 +285,7 @@ def _accepted(event: AnyEvent, handler_results: dict[str, Any]) -> Response:
         encoded = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
     except (TypeError, ValueError) as exc:
         logger.error("handler results for %s are not JSON: %s", event.type, exc)
-        return _error(
-            500,
-            "handler_failed",
-            f"the handlers' results cannot be sent as JSON: {exc}",
-        )
+        return _error(500, "handler_failed", f"the handlers' results cannot be sent as JSON: {exc}")
     return Response(encoded, media_type="application/json")
 
 
@@ -199,10 +302,6 @@ def _handler_failed(exc: HandlerFailures) -> Response:
 
 def _error(status: int, error: str, detail: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail, **extra}, status_code=status)
-
-
-async def _healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

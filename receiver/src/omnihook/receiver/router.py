@@ -7,10 +7,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -44,6 +45,20 @@ class HandlerContext:
     """Whether an event newer than this one was already handled for the same room."""
     attempt: int = 1
     """Which handling attempt this is (1 for the first)."""
+    event_id: int | None = None
+    """The event's id in the store (``None`` in inline mode)."""
+    dedup_key: str = ""
+    """SHA-256 of the body: the same for every delivery of the same event. Pass it to your CRM as
+    an idempotency key (with your handler's name) to make a rare repeat harmless."""
+
+
+class PermanentError(Exception):
+    """Raise it from a handler when retrying cannot help (say, the CRM rejects the data): the
+    event goes to the dead letters at once instead of being retried."""
+
+
+class HandlerTimeout(Exception):
+    """A handler did not finish within the handling policy's timeout (it counts as failed)."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +98,25 @@ class DispatchResult:
     crm_data: dict[str, Any]
     """The mappings the handlers returned, merged in registration order."""
     handlers_run: int
+
+
+@dataclass(frozen=True)
+class DispatchOutcome:
+    """Every handler's outcome for one event, failures included (see :meth:`Router.run`)."""
+
+    crm_data: dict[str, Any]
+    """The mappings the successful handlers returned, merged in registration order."""
+    succeeded: tuple[str, ...]
+    failures: tuple[HandlerFailure, ...]
+
+    @property
+    def handlers_run(self) -> int:
+        return len(self.succeeded) + len(self.failures)
+
+    @property
+    def permanent(self) -> bool:
+        """Whether a handler raised :class:`PermanentError`."""
+        return any(isinstance(failure.error, PermanentError) for failure in self.failures)
 
 
 Matcher = Callable[[AnyEvent], bool]
@@ -164,21 +198,35 @@ class Router:
         self, event: AnyEvent, context: HandlerContext | None = None
     ) -> DispatchResult:
         """Run every matching handler. Raises :class:`HandlerFailures` if any of them raised."""
+        outcome = await self.run(event, context)
+        if outcome.failures:
+            raise HandlerFailures(event, list(outcome.failures), outcome.handlers_run)
+        return DispatchResult(crm_data=outcome.crm_data, handlers_run=outcome.handlers_run)
+
+    async def run(
+        self,
+        event: AnyEvent,
+        context: HandlerContext | None = None,
+        *,
+        skip: Collection[str] = (),
+        timeout: float | None = None,
+    ) -> DispatchOutcome:
+        """Run every matching handler except those named in ``skip`` (they already succeeded in
+        an earlier attempt), each within ``timeout`` seconds, and report each one's outcome."""
         context = context or HandlerContext()
         merged: dict[str, Any] = {}
+        succeeded: list[str] = []
         failures: list[HandlerFailure] = []
-        matching = self._matching(event)
-        for registration in matching:
+        for registration in self._matching(event):
+            if registration.name in skip:
+                continue
             try:
-                result = await _call(registration, event, context)
-                if result is None:
-                    continue
-                if not isinstance(result, Mapping):
+                result = await _call(registration, event, context, timeout)
+                if result is not None and not isinstance(result, Mapping):
                     raise TypeError(
                         f"returned {type(result).__name__}; a handler returns a mapping "
                         "(sent back to Rocket.Chat as crmData) or None"
                     )
-                merged.update(result)
             except Exception as exc:
                 logger.error(
                     "handler %s failed for %s (room %s)",
@@ -188,9 +236,11 @@ class Router:
                     exc_info=exc,
                 )
                 failures.append(HandlerFailure(registration.name, exc))
-        if failures:
-            raise HandlerFailures(event, failures, len(matching))
-        return DispatchResult(crm_data=merged, handlers_run=len(matching))
+                continue
+            if result:
+                merged.update(result)
+            succeeded.append(registration.name)
+        return DispatchOutcome(merged, tuple(succeeded), tuple(failures))
 
     def _matching(self, event: AnyEvent) -> list[_Registration]:
         test = event.is_test
@@ -209,10 +259,17 @@ class Router:
     ) -> None:
         if not callable(func):
             raise TypeError(f"a handler must be callable, got {func!r}")
+        # Names identify handlers across attempts (which ones already succeeded): keep them unique.
+        name = base = _name_of(func)
+        taken = {registration.name for registration in self._registrations}
+        number = 1
+        while name in taken:
+            number += 1
+            name = f"{base}#{number}"
         self._registrations.append(
             _Registration(
                 func=func,
-                name=_name_of(func),
+                name=name,
                 matches=matches,
                 wants_context=_positional_arity(func) >= 2,
                 is_async=_is_async(func),
@@ -225,14 +282,26 @@ def _resolve(event_type: EventType | str) -> EventType:
     return event_type if isinstance(event_type, EventType) else EventType.lookup(event_type)
 
 
-async def _call(registration: _Registration, event: AnyEvent, context: HandlerContext) -> Any:
+async def _call(
+    registration: _Registration, event: AnyEvent, context: HandlerContext, timeout: float | None
+) -> Any:
     args = (event, context) if registration.wants_context else (event,)
-    if registration.is_async:
-        return await registration.func(*args)
-    result = await anyio.to_thread.run_sync(functools.partial(registration.func, *args))
-    if inspect.isawaitable(result):
-        return await result
-    return result
+    deadline = asyncio.timeout(timeout)
+    try:
+        async with deadline:
+            if registration.is_async:
+                return await registration.func(*args)
+            # abandon_on_cancel: on timeout stop waiting for the thread (it cannot be killed).
+            result = await anyio.to_thread.run_sync(
+                functools.partial(registration.func, *args), abandon_on_cancel=True
+            )
+            if inspect.isawaitable(result):
+                return await result
+            return result
+    except TimeoutError:
+        if timeout is not None and deadline.expired():
+            raise HandlerTimeout(f"did not finish within {timeout:g} s") from None
+        raise  # the handler's own timeout (say, its HTTP call's)
 
 
 def _is_async(func: Callable[..., Any]) -> bool:
@@ -263,4 +332,5 @@ def _positional_arity(func: Callable[..., Any]) -> int:
 
 def _name_of(func: Callable[..., Any]) -> str:
     name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
-    return str(name) if name else repr(func)
+    # Names are stored (which handlers already succeeded), so they must not depend on object ids.
+    return str(name).replace("<locals>.", "") if name else type(func).__qualname__

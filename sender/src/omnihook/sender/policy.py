@@ -6,6 +6,8 @@ import random
 from dataclasses import dataclass
 from typing import Literal
 
+from omnihook.store import backoff_delay
+
 __all__ = ["RetryPolicy"]
 
 RetryOn = Literal["retryable", "any"]
@@ -115,13 +117,5 @@ class RetryPolicy:
 
     def wait_before(self, retry: int, timeout: float, rng: random.Random | None = None) -> float:
         """Seconds to wait before retry number ``retry`` (1 for the second attempt)."""
-        if retry < 1:
-            raise ValueError(f"retry numbers start at 1, got {retry}")
         base = self.delay if self.delay is not None else self.timeout_factor * timeout
-        wait = base * self.backoff ** (retry - 1)
-        if self.max_delay is not None:
-            wait = min(wait, self.max_delay)
-        if self.jitter:
-            spread = wait * self.jitter
-            wait += (rng or random).uniform(-spread, spread)
-        return max(wait, 0.0)
+        return backoff_delay(base, self.backoff, retry, self.max_delay, self.jitter, rng)

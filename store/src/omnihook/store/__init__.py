@@ -6,9 +6,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from types import TracebackType
 from typing import Self
 
+from .backoff import backoff_delay
 from .config import DEFAULT_STORE_URL, STORE_ENV, StoreConfig, parse_store_url
 from .database import Database, PostgresDatabase, SQLiteDatabase, Tx, open_database
 from .errors import SchemaTooNew, StoreError, StoreUnavailable
@@ -65,6 +67,7 @@ __all__ = [
     "StoreUnavailable",
     "StoredEvent",
     "Tx",
+    "backoff_delay",
     "open_database",
     "parse_store_url",
 ]
@@ -80,6 +83,7 @@ class Store:
         self.database = open_database(self.config)
         self.events = EventStore(self.database)
         self.outbox = OutboxStore(self.database)
+        self._connecting: asyncio.Lock | None = None
 
     @classmethod
     def open(cls, url_or_config: str | StoreConfig) -> Store:
@@ -87,8 +91,18 @@ class Store:
         return cls(url_or_config)
 
     async def connect(self) -> None:
-        """Open the database and bring its schema up to date."""
-        await self.database.open()
+        """Open the database and bring its schema up to date (no-op when already open).
+
+        Raises :class:`StoreUnavailable` if the database cannot be reached; a later call tries
+        again, so a server can start before its database and recover when it comes back.
+        """
+        if self.database.is_open:
+            return
+        if self._connecting is None:
+            self._connecting = asyncio.Lock()
+        async with self._connecting:
+            if not self.database.is_open:
+                await self.database.open()
 
     async def close(self) -> None:
         await self.events.close()

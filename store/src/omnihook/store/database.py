@@ -13,14 +13,15 @@ import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal, Self, TypeVar
-
-import psycopg
-import psycopg_pool
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 
 from .config import StoreConfig
 from .errors import StoreError, StoreUnavailable
 from .schema import migrate
+
+if TYPE_CHECKING:
+    import psycopg
+    import psycopg_pool
 
 __all__ = [
     "Database",
@@ -92,7 +93,12 @@ class Database(ABC):
 
     @abstractmethod
     async def open(self) -> None:
-        """Connect and bring the schema to this version of omnihook."""
+        """Connect and bring the schema to this version of omnihook (no-op when open)."""
+
+    @property
+    @abstractmethod
+    def is_open(self) -> bool:
+        """Whether :meth:`open` succeeded (and :meth:`close` was not called since)."""
 
     @abstractmethod
     async def close(self) -> None:
@@ -124,6 +130,10 @@ class SQLiteDatabase(Database):
         super().__init__(config)
         self._executor: ThreadPoolExecutor | None = None
         self._connection: sqlite3.Connection | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._connection is not None
 
     async def open(self) -> None:
         if self._executor is not None:
@@ -204,9 +214,15 @@ class PostgresDatabase(Database):
         self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] | None = None
         self._executor: ThreadPoolExecutor | None = None
 
+    @property
+    def is_open(self) -> bool:
+        return self._pool is not None
+
     async def open(self) -> None:
         if self._pool is not None:
             return
+        import psycopg_pool  # only PostgreSQL users pay for importing the driver
+
         assert self.config.conninfo is not None
         self._executor = ThreadPoolExecutor(
             max_workers=self.config.pool_size, thread_name_prefix="omnihook-pg"
@@ -231,6 +247,8 @@ class PostgresDatabase(Database):
             raise
 
     def _create_schema(self) -> None:
+        import psycopg
+
         assert self.config.conninfo is not None
         with psycopg.connect(self.config.conninfo, autocommit=True) as connection:
             connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.config.schema}"')
@@ -261,6 +279,9 @@ class PostgresDatabase(Database):
             return work(Tx(cursor, "postgresql"))  # the pool commits on success
 
     async def _call(self, function: Callable[[], T]) -> T:
+        import psycopg
+        import psycopg_pool
+
         if self._executor is None:
             raise StoreError("the store is not open")
         try:
