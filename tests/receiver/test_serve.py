@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -125,7 +126,7 @@ def test_serve_without_token_generates_one_once(tmp_path: Path) -> None:
     assert "from token file omnihook.token" in output[0]
 
 
-def test_serve_runs_a_users_router(tmp_path: Path) -> None:
+def test_serve_runs_a_users_router_durably_then_inline(tmp_path: Path) -> None:
     (tmp_path / "myhooks.py").write_text(
         "from omnihook.contracts import EventType\n"
         "from omnihook.receiver import Router\n"
@@ -134,14 +135,38 @@ def test_serve_runs_a_users_router(tmp_path: Path) -> None:
         "async def closed(event):\n"
         "    return {'ticket': 'T-' + event.room_id}\n"
     )
+    headers = {TOKEN_HEADER: "t0k"}
     with running_serve("--app", "myhooks:router", "--path", "/hook", cwd=tmp_path, token="t0k") as (
         base,
         _,
     ):
-        response = httpx.post(
-            f"{base}/hook", json=samples.sample("chat-close"), headers={TOKEN_HEADER: "t0k"}
+        close = httpx.post(f"{base}/hook", json=samples.sample("chat-close"), headers=headers)
+        assert close.json() == {"ok": True, "contactId": "crm-7731"}  # answered before handling
+        wait_until_handled(tmp_path / "omnihook.db", count=1)
+        edit = httpx.post(f"{base}/hook", json=samples.sample("chat-edit"), headers=headers)
+    # The ticket the close handler stored comes back with the room's next answer.
+    assert edit.json() == {"ok": True, "contactId": "crm-7731", "ticket": "T-hX4Lq2rNwPZ8Kc7Ry"}
+    with running_serve("--app", "myhooks:router", "--no-store", cwd=tmp_path, token="t0k") as (
+        base,
+        _,
+    ):
+        inline = httpx.post(
+            f"{base}/rocketchat", json=samples.sample("chat-close"), headers=headers
         )
-    assert response.json()["ticket"] == "T-hX4Lq2rNwPZ8Kc7Ry"
+    assert inline.json()["ticket"] == "T-hX4Lq2rNwPZ8Kc7Ry"
+
+
+def wait_until_handled(database: Path, count: int) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        with sqlite3.connect(database) as connection:
+            (done,) = connection.execute(
+                "SELECT COUNT(*) FROM events WHERE status = 'done'"
+            ).fetchone()
+        if done >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{count} event(s) not handled within 15 s")
 
 
 def test_serve_runs_a_users_asgi_app_as_is(tmp_path: Path) -> None:

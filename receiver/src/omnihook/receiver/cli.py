@@ -1,25 +1,39 @@
-"""``omnihook serve``: run a receiver (yours, or one that logs every event) under uvicorn."""
+"""``omnihook serve`` and ``omnihook worker``: receive, store and handle Rocket.Chat webhooks."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 import os
 import secrets
+import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 import uvicorn
 
 from omnihook.contracts.tokens import TOKEN_ENV, TokenSourceError, read_tokens
+from omnihook.store import DEFAULT_STORE_URL, STORE_ENV, Store, StoreError, parse_store_url
 
 from .app import DEFAULT_MAX_BODY_BYTES, DEFAULT_PATH, create_app
 from .console import logging_router
 from .router import Router
+from .worker import HandlingPolicy, Worker
 
-__all__ = ["DEFAULT_TOKEN_FILE", "load_app_target", "resolve_tokens", "serve"]
+__all__ = [
+    "DEFAULT_TOKEN_FILE",
+    "load_app_target",
+    "resolve_tokens",
+    "serve",
+    "store_option",
+    "worker",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 logger = logging.getLogger("omnihook.receiver")
 
@@ -103,6 +117,99 @@ def load_app_target(spec: str) -> Any:
     return target
 
 
+def store_option(func: F) -> F:
+    """``--store URL``, from ``OMNIHOOK_STORE``, default the embedded SQLite file."""
+    return click.option(
+        "--store",
+        "store_url",
+        default=DEFAULT_STORE_URL,
+        show_default=True,
+        envvar=STORE_ENV,
+        metavar="URL",
+        callback=_check_store_url,
+        help=f"Where events are kept: sqlite:///FILE or postgresql://... (${STORE_ENV}).",
+    )(func)
+
+
+def _check_store_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        parse_store_url(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
+def _handling_options(func: F) -> F:
+    defaults = HandlingPolicy()
+    options = [
+        click.option(
+            "--concurrency",
+            default=8,
+            show_default=True,
+            type=click.IntRange(min=1),
+            help="Events handled at once (of different rooms).",
+        ),
+        click.option(
+            "--max-attempts",
+            default=defaults.attempts,
+            show_default=True,
+            type=click.IntRange(min=1),
+            help="Handling attempts before an event is dead-lettered.",
+        ),
+        click.option(
+            "--max-age",
+            default=defaults.max_age,
+            show_default=True,
+            type=click.FloatRange(min=0, min_open=True),
+            help="Seconds after which a failing event is dead-lettered.",
+        ),
+        click.option(
+            "--handler-timeout",
+            default=defaults.handler_timeout,
+            show_default=True,
+            type=click.FloatRange(min=0, min_open=True),
+            help="Seconds each handler gets per attempt.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _policy(max_attempts: int, max_age: float, handler_timeout: float) -> HandlingPolicy:
+    return HandlingPolicy(attempts=max_attempts, max_age=max_age, handler_timeout=handler_timeout)
+
+
+def _router_from(app_spec: str | None) -> Router:
+    if app_spec is None:
+        return logging_router()
+    target = load_app_target(app_spec)
+    if isinstance(target, Router):
+        return target
+    state_router = getattr(getattr(target, "state", None), "router", None)
+    if isinstance(state_router, Router):  # an app made by create_app
+        return state_router
+    raise click.BadParameter(
+        f"{app_spec} is a {type(target).__name__}; a worker needs a Router (or an app made by create_app)",
+        param_hint="--app",
+    )
+
+
+def _configure_logging(log_level: str) -> None:
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+
+
+_log_level_option = click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+
+
 @click.command()
 @click.option(
     "--app",
@@ -118,11 +225,7 @@ def load_app_target(spec: str) -> Any:
     help="Interface to listen on (0.0.0.0 for every interface).",
 )
 @click.option(
-    "--port",
-    default=8000,
-    show_default=True,
-    type=click.IntRange(0, 65535),
-    envvar="OMNIHOOK_PORT",
+    "--port", default=8000, show_default=True, type=click.IntRange(0, 65535), envvar="OMNIHOOK_PORT"
 )
 @click.option(
     "--path",
@@ -138,22 +241,25 @@ def load_app_target(spec: str) -> Any:
     help=f"File with the accepted token(s), one per line. Default: ${TOKEN_ENV} (comma-separated), else {DEFAULT_TOKEN_FILE}.",
 )
 @click.option(
-    "--insecure-no-token",
-    is_flag=True,
-    help="Accept requests without checking any token.",
+    "--insecure-no-token", is_flag=True, help="Accept requests without checking any token."
 )
+@store_option
+@click.option(
+    "--no-store", is_flag=True, help="Handle events before answering, keep nothing (inline mode)."
+)
+@click.option(
+    "--no-worker",
+    is_flag=True,
+    help="Only accept and store; leave handling to `omnihook worker` processes.",
+)
+@_handling_options
 @click.option(
     "--max-body-bytes",
     default=DEFAULT_MAX_BODY_BYTES,
     show_default=True,
     type=click.IntRange(min=1),
 )
-@click.option(
-    "--log-level",
-    default="info",
-    show_default=True,
-    type=click.Choice(["debug", "info", "warning", "error"]),
-)
+@_log_level_option
 @click.option(
     "--access-log/--no-access-log",
     default=False,
@@ -167,18 +273,24 @@ def serve(
     path: str,
     token_file: Path | None,
     insecure_no_token: bool,
+    store_url: str,
+    no_store: bool,
+    no_worker: bool,
+    concurrency: int,
+    max_attempts: int,
+    max_age: float,
+    handler_timeout: float,
     max_body_bytes: int,
     log_level: str,
     access_log: bool,
 ) -> None:
-    """Receive Rocket.Chat's webhooks: check the token, parse, run the handlers.
+    """Receive Rocket.Chat's webhooks: check the token, store, answer, handle.
 
-    Point Rocket.Chat's Webhook URL (Omnichannel > Webhooks) at http://HOST:PORT/PATH.
+    Each delivery is committed to the store before Rocket.Chat gets its 200; a worker in this
+    process runs the handlers (more workers: `omnihook worker`). Point Rocket.Chat's Webhook URL
+    (Omnichannel > Webhooks) at http://HOST:PORT/PATH.
     """
-    logging.basicConfig(
-        level=log_level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
+    _configure_logging(log_level)
     target = load_app_target(app_spec) if app_spec else logging_router()
     if isinstance(target, Router):
         tokens = resolve_tokens(token_file, insecure_no_token, DEFAULT_TOKEN_FILE)
@@ -188,25 +300,93 @@ def serve(
             path=path,
             max_body_bytes=max_body_bytes,
             insecure_no_token=insecure_no_token,
+            store=None if no_store else store_url,
+            run_worker=not no_worker,
+            handling=_policy(max_attempts, max_age, handler_timeout),
+            worker_concurrency=concurrency,
         )
         if not tokens.tokens:
             logger.warning("accepting requests WITHOUT a token check (--insecure-no-token)")
         else:
             logger.info("accepting %d token(s) from %s", len(tokens.tokens), tokens.source)
+        if no_store:
+            logger.info("no store: handlers run before each answer, nothing is kept")
+        else:
+            where = "in this process" if not no_worker else "in `omnihook worker` processes"
+            logger.info("store: %s; handling %s", parse_store_url(store_url).display, where)
         logger.info("webhook URL: http://%s:%d%s", host, port, path)
     elif callable(target):
         asgi_app = target
-        logger.info("serving %s as is: token checks and paths are that app's own", app_spec)
+        logger.info(
+            "serving %s as is: token checks, paths and storage are that app's own", app_spec
+        )
     else:
         raise click.BadParameter(
             f"{app_spec} is a {type(target).__name__}; expected a Router or an ASGI app",
             param_hint="--app",
         )
     uvicorn.run(
-        asgi_app,
-        host=host,
-        port=port,
-        log_level=log_level,
-        access_log=access_log,
-        log_config=None,
+        asgi_app, host=host, port=port, log_level=log_level, access_log=access_log, log_config=None
     )
+
+
+@click.command("worker")
+@click.option(
+    "--app",
+    "app_spec",
+    metavar="MODULE:ATTR",
+    help="Your Router (e.g. myhooks:router). Default: log every event.",
+)
+@store_option
+@_handling_options
+@click.option(
+    "--grace",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds to finish events in hand when stopped.",
+)
+@_log_level_option
+def worker(
+    app_spec: str | None,
+    store_url: str,
+    concurrency: int,
+    max_attempts: int,
+    max_age: float,
+    handler_timeout: float,
+    grace: float,
+    log_level: str,
+) -> None:
+    """Handle stored events with your handlers, beside `omnihook serve`.
+
+    Run as many as you like, on this machine or (with a PostgreSQL store) on others: each event
+    is handled by one worker, each room's events one at a time in arrival order. Stops on
+    Ctrl-C or SIGTERM, finishing or handing back the events it holds.
+    """
+    _configure_logging(log_level)
+    router = _router_from(app_spec)
+    policy = _policy(max_attempts, max_age, handler_timeout)
+    asyncio.run(_run_worker(Store(store_url), router, policy, concurrency, grace))
+
+
+async def _run_worker(
+    store: Store, router: Router, policy: HandlingPolicy, concurrency: int, grace: float
+) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    running = Worker(store, router, policy=policy, concurrency=concurrency)
+    logger.info("worker %s on store %s", running.name, store.config.display)
+    try:
+        await store.connect()
+    except StoreError as exc:
+        logger.error("store unavailable at start, will keep trying: %s", exc)
+    task = asyncio.create_task(running.run())
+    try:
+        await stop.wait()
+    finally:
+        logger.info("stopping: finishing the events in hand (up to %g s)", grace)
+        await running.stop(grace)
+        await task
+        await store.close()

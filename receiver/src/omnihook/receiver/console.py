@@ -14,7 +14,7 @@ from omnihook.contracts import (
     UnknownEvent,
 )
 
-from .router import Router
+from .router import HandlerContext, Router
 
 __all__ = ["describe", "logging_router"]
 
@@ -79,7 +79,8 @@ def logging_router() -> Router:
     router = Router()
 
     @router.on_any
-    async def log_event(event: AnyEvent) -> None:
-        logger.info("%s", describe(event))
+    async def log_event(event: AnyEvent, context: HandlerContext) -> None:
+        stale = " (stale: the room is further along already)" if context.stale else ""
+        logger.info("%s%s", describe(event), stale)
 
     return router

@@ -1,0 +1,204 @@
+"""``omnihook events``: look at stored events and their attempts; handle them again."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from omnihook.store import EVENT_STATUSES, EventStatus, Store, StoredEvent, StoreError
+
+from .cli import store_option
+
+__all__ = ["events"]
+
+T = TypeVar("T")
+
+
+def _with_store(store_url: str, work: Callable[[Store], Awaitable[T]]) -> T:
+    async def main() -> T:
+        try:
+            async with Store.open(store_url) as store:
+                return await work(store)
+        except StoreError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return asyncio.run(main())
+
+
+def _when(timestamp: float | None) -> str:
+    if timestamp is None:
+        return ""
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _short(text: str | None, width: int = 60) -> str:
+    if not text:
+        return ""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@click.group()
+def events() -> None:
+    """Stored events: list them, show one, handle them again."""
+
+
+@events.command("list")
+@click.option("--status", type=click.Choice(EVENT_STATUSES), help="Only events in this state.")
+@click.option("--room", "room_id", metavar="ID", help="Only events of this room.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--json", "as_json", is_flag=True, help="One JSON object per line instead of a table."
+)
+@store_option
+def list_events(
+    status: EventStatus | None, room_id: str | None, limit: int, as_json: bool, store_url: str
+) -> None:
+    """The newest events first, with their state and last error."""
+
+    async def work(store: Store) -> tuple[list[StoredEvent], dict[str, int]]:
+        return await store.events.find(
+            status=status, room_id=room_id, limit=limit
+        ), await store.events.counts()
+
+    found, counts = _with_store(store_url, work)
+    if as_json:
+        for event in found:
+            click.echo(json.dumps(_summary(event)))
+        return
+    console = Console()
+    if not found:
+        console.print(
+            "no events"
+            + (f" with status {status}" if status else "")
+            + (f" in room {room_id}" if room_id else "")
+        )
+    else:
+        table = Table(show_edge=False, header_style="bold")
+        for column in (
+            "id",
+            "received (UTC)",
+            "type",
+            "room",
+            "status",
+            "tries",
+            "next / finished",
+            "last error",
+        ):
+            table.add_column(column, overflow="fold" if column == "last error" else "ellipsis")
+        for event in found:
+            due = event.finished_at if event.status in ("done", "dead") else event.next_attempt_at
+            status_text = event.status + (" (stale)" if event.stale else "")
+            table.add_row(str(event.id), _when(event.received_at), event.type, event.room_id or "-",
+                          status_text, str(event.attempts), _when(due), _short(event.last_error))  # fmt: skip
+        console.print(table)
+    console.print(", ".join(f"{name}: {count}" for name, count in counts.items()), style="dim")
+
+
+def _summary(event: StoredEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "received_at": _when(event.received_at),
+        "type": event.type,
+        "room_id": event.room_id,
+        "status": event.status,
+        "attempts": event.attempts,
+        "stale": event.stale,
+        "last_error": event.last_error,
+        "dedup_key": event.dedup_key,
+    }
+
+
+@events.command("show")
+@click.argument("event_id", type=int)
+@store_option
+def show_event(event_id: int, store_url: str) -> None:
+    """One event: its state, its payload and every handling attempt."""
+
+    async def work(store: Store) -> tuple[StoredEvent | None, list[Any]]:
+        return await store.events.get(event_id), await store.events.attempts(event_id)
+
+    event, attempts = _with_store(store_url, work)
+    if event is None:
+        raise click.ClickException(f"no event {event_id}")
+    console = Console()
+    details = Table.grid(padding=(0, 2))
+    details.add_column(style="bold")
+    details.add_column()
+    for label, value in (
+        ("event", str(event.id)),
+        ("type", event.type),
+        ("room", event.room_id or "-"),
+        ("received", _when(event.received_at) + " UTC"),
+        ("status", event.status + (" (stale when handled)" if event.stale else "")),
+        ("attempts", str(event.attempts)),
+        ("next attempt" if event.status in ("pending", "failed") else "finished",
+         _when(event.next_attempt_at if event.status in ("pending", "failed") else event.finished_at)),
+        ("handlers done", ", ".join(event.handlers_done) or "-"),
+        ("answered", event.answer),
+        ("dedup key", event.dedup_key),
+        ("last error", event.last_error or "-"),
+    ):  # fmt: skip
+        details.add_row(label, value)
+    console.print(details)
+    console.print("\npayload:", style="bold")
+    try:
+        console.print_json((event.body or b"").decode("utf-8", "replace"))
+    except ValueError:
+        console.print((event.body or b"").decode("utf-8", "replace"))
+    if attempts:
+        table = Table(title="attempts", show_edge=False, header_style="bold", title_justify="left")
+        for column in ("#", "worker", "started (UTC)", "took", "outcome", "error"):
+            table.add_column(column, overflow="fold" if column == "error" else "ellipsis")
+        for attempt in attempts:
+            table.add_row(str(attempt.number), attempt.worker, _when(attempt.started_at),
+                          f"{(attempt.finished_at - attempt.started_at) * 1000:.0f} ms", attempt.outcome,
+                          attempt.error or "")  # fmt: skip
+        console.print()
+        console.print(table)
+    else:
+        console.print("\nno attempts yet", style="dim")
+
+
+@events.command("replay")
+@click.argument("event_ids", nargs=-1, type=int)
+@click.option("--dead", is_flag=True, help="Replay every dead-lettered event.")
+@click.option(
+    "--all-handlers", is_flag=True, help="Run every handler again, also those that succeeded."
+)
+@store_option
+def replay_events(
+    event_ids: tuple[int, ...], dead: bool, all_handlers: bool, store_url: str
+) -> None:
+    """Handle events again (by id, or every dead one with --dead), with a fresh retry budget.
+
+    Handlers that already succeeded for an event are not run again unless --all-handlers.
+    """
+    if bool(event_ids) == dead:
+        raise click.UsageError("give event ids or --dead (not both)")
+
+    async def work(store: Store) -> Any:
+        now = datetime.now(UTC).timestamp()
+        return await store.events.replay(
+            None if dead else event_ids, now, all_handlers=all_handlers
+        )
+
+    result = _with_store(store_url, work)
+    if result.replayed:
+        click.echo(
+            f"replaying {len(result.replayed)} event(s): {', '.join(map(str, result.replayed))}"
+        )
+    elif dead:
+        click.echo("no dead events")
+    for event_id, reason in result.skipped.items():
+        click.echo(f"event {event_id} not replayed: {reason}", err=True)
+    if result.skipped and not result.replayed:
+        sys.exit(1)
