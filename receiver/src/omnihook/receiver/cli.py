@@ -17,21 +17,15 @@ import click
 import uvicorn
 
 from omnihook.contracts.tokens import TOKEN_ENV, TokenSourceError, read_tokens
-from omnihook.store import DEFAULT_STORE_URL, STORE_ENV, Store, StoreError, parse_store_url
+from omnihook.store import Store, StoreError, parse_store_url
+from omnihook.store.cli import store_option
 
 from .app import DEFAULT_MAX_BODY_BYTES, DEFAULT_PATH, create_app
 from .console import logging_router
 from .router import Router
 from .worker import HandlingPolicy, Worker
 
-__all__ = [
-    "DEFAULT_TOKEN_FILE",
-    "load_app_target",
-    "resolve_tokens",
-    "serve",
-    "store_option",
-    "worker",
-]
+__all__ = ["DEFAULT_TOKEN_FILE", "load_app_target", "resolve_tokens", "serve", "worker"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -115,28 +109,6 @@ def load_app_target(spec: str) -> Any:
                 f"{module_name!r} has no attribute {attribute!r}", param_hint="--app"
             ) from None
     return target
-
-
-def store_option(func: F) -> F:
-    """``--store URL``, from ``OMNIHOOK_STORE``, default the embedded SQLite file."""
-    return click.option(
-        "--store",
-        "store_url",
-        default=DEFAULT_STORE_URL,
-        show_default=True,
-        envvar=STORE_ENV,
-        metavar="URL",
-        callback=_check_store_url,
-        help=f"Where events are kept: sqlite:///FILE or postgresql://... (${STORE_ENV}).",
-    )(func)
-
-
-def _check_store_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    try:
-        parse_store_url(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-    return value
 
 
 def _handling_options(func: F) -> F:

@@ -2,48 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from omnihook.store import EVENT_STATUSES, EventStatus, Store, StoredEvent, StoreError
-
-from .cli import store_option
+from omnihook.store import EVENT_STATUSES, EventStatus, Store, StoredEvent
+from omnihook.store.cli import format_time, run_with_store, shorten, store_option
 
 __all__ = ["events"]
-
-T = TypeVar("T")
-
-
-def _with_store(store_url: str, work: Callable[[Store], Awaitable[T]]) -> T:
-    async def main() -> T:
-        try:
-            async with Store.open(store_url) as store:
-                return await work(store)
-        except StoreError as exc:
-            raise click.ClickException(str(exc)) from None
-
-    return asyncio.run(main())
-
-
-def _when(timestamp: float | None) -> str:
-    if timestamp is None:
-        return ""
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _short(text: str | None, width: int = 60) -> str:
-    if not text:
-        return ""
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 @click.group()
@@ -69,7 +40,7 @@ def list_events(
             status=status, room_id=room_id, limit=limit
         ), await store.events.counts()
 
-    found, counts = _with_store(store_url, work)
+    found, counts = run_with_store(store_url, work)
     if as_json:
         for event in found:
             click.echo(json.dumps(_summary(event)))
@@ -97,8 +68,8 @@ def list_events(
         for event in found:
             due = event.finished_at if event.status in ("done", "dead") else event.next_attempt_at
             status_text = event.status + (" (stale)" if event.stale else "")
-            table.add_row(str(event.id), _when(event.received_at), event.type, event.room_id or "-",
-                          status_text, str(event.attempts), _when(due), _short(event.last_error))  # fmt: skip
+            table.add_row(str(event.id), format_time(event.received_at), event.type, event.room_id or "-",
+                          status_text, str(event.attempts), format_time(due), shorten(event.last_error))  # fmt: skip
         console.print(table)
     console.print(", ".join(f"{name}: {count}" for name, count in counts.items()), style="dim")
 
@@ -106,7 +77,7 @@ def list_events(
 def _summary(event: StoredEvent) -> dict[str, Any]:
     return {
         "id": event.id,
-        "received_at": _when(event.received_at),
+        "received_at": format_time(event.received_at),
         "type": event.type,
         "room_id": event.room_id,
         "status": event.status,
@@ -126,7 +97,7 @@ def show_event(event_id: int, store_url: str) -> None:
     async def work(store: Store) -> tuple[StoredEvent | None, list[Any]]:
         return await store.events.get(event_id), await store.events.attempts(event_id)
 
-    event, attempts = _with_store(store_url, work)
+    event, attempts = run_with_store(store_url, work)
     if event is None:
         raise click.ClickException(f"no event {event_id}")
     console = Console()
@@ -137,11 +108,11 @@ def show_event(event_id: int, store_url: str) -> None:
         ("event", str(event.id)),
         ("type", event.type),
         ("room", event.room_id or "-"),
-        ("received", _when(event.received_at) + " UTC"),
+        ("received", format_time(event.received_at) + " UTC"),
         ("status", event.status + (" (stale when handled)" if event.stale else "")),
         ("attempts", str(event.attempts)),
         ("next attempt" if event.status in ("pending", "failed") else "finished",
-         _when(event.next_attempt_at if event.status in ("pending", "failed") else event.finished_at)),
+         format_time(event.next_attempt_at if event.status in ("pending", "failed") else event.finished_at)),
         ("handlers done", ", ".join(event.handlers_done) or "-"),
         ("answered", event.answer),
         ("dedup key", event.dedup_key),
@@ -159,7 +130,7 @@ def show_event(event_id: int, store_url: str) -> None:
         for column in ("#", "worker", "started (UTC)", "took", "outcome", "error"):
             table.add_column(column, overflow="fold" if column == "error" else "ellipsis")
         for attempt in attempts:
-            table.add_row(str(attempt.number), attempt.worker, _when(attempt.started_at),
+            table.add_row(str(attempt.number), attempt.worker, format_time(attempt.started_at),
                           f"{(attempt.finished_at - attempt.started_at) * 1000:.0f} ms", attempt.outcome,
                           attempt.error or "")  # fmt: skip
         console.print()
@@ -191,7 +162,7 @@ def replay_events(
             None if dead else event_ids, now, all_handlers=all_handlers
         )
 
-    result = _with_store(store_url, work)
+    result = run_with_store(store_url, work)
     if result.replayed:
         click.echo(
             f"replaying {len(result.replayed)} event(s): {', '.join(map(str, result.replayed))}"

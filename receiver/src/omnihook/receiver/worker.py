@@ -108,6 +108,7 @@ class Worker:
         self._rng = rng or random.Random()
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._wakeup = asyncio.Event()
+        self._claiming = asyncio.Lock()  # run() and drain() may both claim: never beyond the cap
         self._stopping = False
         self._store_down_since: float | None = None
         self.handled = 0
@@ -164,6 +165,10 @@ class Worker:
                 return self.handled - before
 
     async def _claim_some(self) -> int:
+        async with self._claiming:
+            return await self._claim_free_slots()
+
+    async def _claim_free_slots(self) -> int:
         free = self.concurrency - len(self._inflight)
         if free <= 0:
             return 0

@@ -24,10 +24,12 @@ __all__ = [
     "FakeClock",
     "HttpResponse",
     "HttpTransport",
+    "OutboxDispatcher",
     "Payload",
     "RetryPolicy",
     "Sender",
     "SystemClock",
     "TransportError",
     "encode_payload",
+    "with_crm_data",
 ]

@@ -10,7 +10,12 @@ __all__ = ["Clock", "FakeClock", "SystemClock"]
 
 
 class Clock(Protocol):
-    """What the sender needs of time: a monotonic reading and a way to wait."""
+    """What the sender needs of time: the wall clock (outbox due times survive restarts), a
+    monotonic reading and a way to wait."""
+
+    def time(self) -> float:
+        """Unix time in seconds."""
+        ...
 
     def monotonic(self) -> float:
         """Seconds on a clock that never goes back."""
@@ -23,6 +28,9 @@ class Clock(Protocol):
 
 class SystemClock:
     """Real time."""
+
+    def time(self) -> float:
+        return time.time()
 
     def monotonic(self) -> float:
         return time.monotonic()
@@ -42,6 +50,9 @@ class FakeClock:
     def __init__(self, start: float = 0.0) -> None:
         self.now = start
         self.sleeps: list[float] = []
+
+    def time(self) -> float:
+        return self.now
 
     def monotonic(self) -> float:
         return self.now

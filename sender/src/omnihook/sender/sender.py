@@ -7,15 +7,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 import json
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from omnihook.contracts import (
     TOKEN_HEADER,
@@ -25,10 +27,14 @@ from omnihook.contracts import (
     encode_json,
     samples,
 )
+from omnihook.store import OutboxItem, Store, StoreError
 
 from .clock import Clock, SystemClock
 from .policy import RetryPolicy
 from .transport import HttpTransport, TransportError
+
+if TYPE_CHECKING:
+    from .outbox import OutboxDispatcher
 
 __all__ = [
     "SEND_TEST_TIMEOUT",
@@ -94,7 +100,14 @@ class Sender:
     attempt, and retries by ``policy`` (default: Rocket.Chat's current rules). Success is exactly
     200; its response text goes to ``on_response(room_id, text)`` for room events, which is what
     Rocket.Chat stores as the room's crmData. ``on_attempt`` sees every attempt as it ends.
-    Use it as an async context manager, or call :meth:`aclose` when done.
+
+    With an ``outbox`` (a :class:`~omnihook.store.Store` or a store URL), :meth:`enqueue` stores
+    deliveries durably and a dispatcher delivers them, ``concurrency`` at a time, keeping each
+    room's order and resuming due retries after a restart; ``echo_crm_data`` puts each room's
+    last 200 body into its later deliveries as ``crmData``, as Rocket.Chat does.
+
+    Use it as an async context manager (which also starts the dispatcher), or call
+    :meth:`aclose` when done.
     """
 
     def __init__(
@@ -110,6 +123,9 @@ class Sender:
         rng: random.Random | None = None,
         max_connections: int = 100,
         user_agent: str = _USER_AGENT,
+        outbox: Store | str | None = None,
+        concurrency: int = 64,
+        echo_crm_data: bool = False,
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"url must be an http:// or https:// URL, got {url!r}")
@@ -122,11 +138,19 @@ class Sender:
         self.on_response = on_response
         self.on_attempt = on_attempt
         self.clock: Clock = clock or SystemClock()
-        self._rng = rng or random.Random()
+        self.rng = rng or random.Random()
         self._user_agent = user_agent
         self._transport = HttpTransport(max_connections)
+        self._owns_outbox = isinstance(outbox, str)
+        self.outbox: Store | None = Store(outbox) if isinstance(outbox, str) else outbox
+        self._concurrency = concurrency
+        self._echo_crm_data = echo_crm_data
+        self._dispatcher: OutboxDispatcher | None = None
+        self._dispatching: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
+        if self.outbox is not None:
+            await self.start()
         return self
 
     async def __aexit__(
@@ -137,9 +161,61 @@ class Sender:
     ) -> None:
         await self.aclose()
 
-    async def aclose(self) -> None:
-        """Close the connection pool."""
+    async def aclose(self, grace: float = 10.0) -> None:
+        """Stop the outbox dispatcher (attempts in flight get ``grace`` seconds), close the
+        connection pool and the outbox store if the sender opened it."""
+        if self._dispatcher is not None and self._dispatching is not None:
+            await self._dispatcher.stop(grace)
+            await self._dispatching
+            self._dispatching = None
+        if self.outbox is not None and self._owns_outbox:
+            await self.outbox.close()
         await self._transport.aclose()
+
+    # -- the durable outbox ----------------------------------------------------------------------
+
+    def dispatcher(self) -> OutboxDispatcher:
+        """The outbox dispatcher (created on first use)."""
+        if self.outbox is None:
+            raise RuntimeError(
+                "this sender has no outbox: Sender(url, outbox='sqlite:///./omnihook.db') "
+                "or outbox=Store(...)"
+            )
+        if self._dispatcher is None:
+            from .outbox import OutboxDispatcher  # the dispatcher builds on this module
+
+            self._dispatcher = OutboxDispatcher(
+                self, self.outbox, concurrency=self._concurrency, echo_crm_data=self._echo_crm_data
+            )
+        return self._dispatcher
+
+    async def start(self) -> None:
+        """Open the outbox and deliver it in the background until :meth:`aclose`."""
+        dispatcher = self.dispatcher()
+        if self._dispatching is None:
+            with contextlib.suppress(StoreError):  # it keeps trying: the store may come back
+                await self.outbox.connect()  # type: ignore[union-attr]
+            self._dispatching = asyncio.create_task(dispatcher.run(), name="omnihook-outbox")
+
+    async def enqueue(self, event: Payload) -> int:
+        """Store a delivery in the outbox and return its id once it is committed.
+
+        The dispatcher delivers it with the policy, resuming due retries after a restart; one
+        room's deliveries go out in order. Concurrent calls share commits.
+        """
+        dispatcher = self.dispatcher()
+        assert self.outbox is not None
+        body = encode_payload(event)
+        room_id, event_type = _describe(event, body)
+        await self.outbox.connect()
+        item = OutboxItem(self.url, body, room_id, event_type, self.clock.time())
+        entry_id = await self.outbox.outbox.put(item)
+        dispatcher.wake()
+        return entry_id
+
+    async def drain(self) -> None:
+        """Deliver the outbox until nothing is left unfinished (waiting for due retries)."""
+        await self.dispatcher().drain()
 
     def headers(self) -> dict[str, str]:
         """The headers of every webhook request."""
@@ -153,9 +229,9 @@ class Sender:
         body = encode_payload(event)
         delivery = await self._deliver(body, self.headers(), self.timeout, self.policy)
         if delivery.ok and self.on_response is not None:
-            room_id = _room_id(event, body)
+            room_id, _ = _describe(event, body)
             if room_id is not None:
-                await _maybe_await(self.on_response(room_id, delivery.response_text or ""))
+                await maybe_await(self.on_response(room_id, delivery.response_text or ""))
         return delivery
 
     async def send_test(
@@ -172,26 +248,35 @@ class Sender:
         body = encode_payload(samples.send_test_sample(now))
         return await self._deliver(body, headers, timeout, RetryPolicy.no_retry())
 
+    async def post_once(
+        self, body: bytes, headers: dict[str, str] | None = None, timeout: float | None = None
+    ) -> Attempt:
+        """One HTTP attempt, no retry: what came back (``retry_in`` is left ``None``)."""
+        started = time.perf_counter()
+        try:
+            response = await self._transport.post(
+                self.url, body, headers or self.headers(), timeout or self.timeout
+            )
+        except TransportError as exc:
+            return Attempt(0, None, str(exc), None, time.perf_counter() - started, None)
+        error = None if response.status == 200 else _status_error(response.status, response.text)
+        return Attempt(
+            0, response.status, error, response.text, time.perf_counter() - started, None
+        )
+
     async def _deliver(
         self, body: bytes, headers: dict[str, str], timeout: float, policy: RetryPolicy
     ) -> Delivery:
         history: list[Attempt] = []
         for number in range(1, policy.attempts + 1):
-            started = time.perf_counter()
-            try:
-                response = await self._transport.post(self.url, body, headers, timeout)
-                status: int | None = response.status
-                text: str | None = response.text
-                error = None if status == 200 else _status_error(response.status, response.text)
-            except TransportError as exc:
-                status, text, error = None, None, str(exc)
-            elapsed = time.perf_counter() - started
+            outcome = await self.post_once(body, headers, timeout)
+            status = outcome.status
             retry = status != 200 and number < policy.attempts and policy.should_retry(status)
-            wait = policy.wait_before(number, timeout, self._rng) if retry else None
-            attempt = Attempt(number, status, error, text, elapsed, wait)
+            wait = policy.wait_before(number, timeout, self.rng) if retry else None
+            attempt = replace(outcome, number=number, retry_in=wait)
             history.append(attempt)
             if self.on_attempt is not None:
-                await _maybe_await(self.on_attempt(attempt))
+                await maybe_await(self.on_attempt(attempt))
             if wait is None:
                 break
             await self.clock.sleep(wait)
@@ -201,7 +286,7 @@ class Sender:
             status=last.status,
             attempts=len(history),
             response_text=last.response_text,
-            error=None if last.ok else _final_error(last, policy),
+            error=None if last.ok else final_error(last, policy),
             history=tuple(history),
         )
 
@@ -216,22 +301,24 @@ def encode_payload(event: Payload) -> bytes:
     return encode_json(event)
 
 
-def _room_id(event: Payload, body: bytes) -> str | None:
-    """The room a payload belongs to; offline messages have none (Rocket.Chat keeps no crmData)."""
-    if isinstance(event, RoomEvent):
-        return event.room_id
+def _describe(event: Payload, body: bytes) -> tuple[str | None, str | None]:
+    """The room a payload belongs to and its type. Offline messages have no room (and Rocket.Chat
+    keeps no crmData for them)."""
     if isinstance(event, WireEvent):
-        return None
+        return (event.room_id if isinstance(event, RoomEvent) else None), event.type
     document: Any = event
     if isinstance(event, bytes | str):
         try:
             document = json.loads(body)
         except ValueError:
-            return None
-    if not isinstance(document, Mapping) or document.get("type") == EventType.OFFLINE_MESSAGE:
-        return None
+            return None, None
+    if not isinstance(document, Mapping):
+        return None, None
+    event_type = document.get("type")
     room_id = document.get("_id")
-    return room_id if isinstance(room_id, str) else None
+    if event_type == EventType.OFFLINE_MESSAGE or not isinstance(room_id, str):
+        room_id = None
+    return room_id, event_type if isinstance(event_type, str) else None
 
 
 def _status_error(status: int, text: str) -> str:
@@ -241,7 +328,8 @@ def _status_error(status: int, text: str) -> str:
     return f"HTTP {status}" + (f": {snippet}" if snippet else "")
 
 
-def _final_error(last: Attempt, policy: RetryPolicy) -> str:
+def final_error(last: Attempt, policy: RetryPolicy) -> str:
+    """Why a delivery failed, from its last attempt and the policy that stopped retrying."""
     if policy.attempts == 1:
         return last.error or "failed"
     if last.status is not None and not policy.should_retry(last.status):
@@ -251,6 +339,7 @@ def _final_error(last: Attempt, policy: RetryPolicy) -> str:
     return last.error or "failed"
 
 
-async def _maybe_await(result: Awaitable[None] | None) -> None:
+async def maybe_await(result: Awaitable[None] | None) -> None:
+    """Await a callback's result when it is awaitable (callbacks may be sync or async)."""
     if inspect.isawaitable(result):
         await result

@@ -1,0 +1,205 @@
+"""``omnihook outbox``: look at the sender's stored deliveries; retry or purge them."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from omnihook.store import OUTBOX_STATUSES, OutboxAttempt, OutboxEntry, OutboxStatus, Store
+from omnihook.store.cli import format_time, run_with_store, shorten, store_option
+
+__all__ = ["outbox"]
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@click.group()
+def outbox() -> None:
+    """The sender's outbox: list deliveries, show one, retry or purge them."""
+
+
+@outbox.command("list")
+@click.option("--status", type=click.Choice(OUTBOX_STATUSES), help="Only deliveries in this state.")
+@click.option("--room", "room_id", metavar="ID", help="Only deliveries of this room.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--json", "as_json", is_flag=True, help="One JSON object per line instead of a table."
+)
+@store_option
+def list_entries(
+    status: OutboxStatus | None, room_id: str | None, limit: int, as_json: bool, store_url: str
+) -> None:
+    """The newest deliveries first, with their state and last outcome."""
+
+    async def work(store: Store) -> tuple[list[OutboxEntry], dict[str, int]]:
+        return await store.outbox.find(
+            status=status, room_id=room_id, limit=limit
+        ), await store.outbox.counts()
+
+    found, counts = run_with_store(store_url, work)
+    if as_json:
+        for entry in found:
+            click.echo(json.dumps(_summary(entry)))
+        return
+    console = Console()
+    if not found:
+        console.print("no deliveries" + (f" with status {status}" if status else ""))
+    else:
+        table = Table(show_edge=False, header_style="bold")
+        for column in (
+            "id",
+            "created (UTC)",
+            "type",
+            "room",
+            "url",
+            "status",
+            "tries",
+            "next / finished",
+            "last outcome",
+        ):
+            table.add_column(column, overflow="fold" if column == "last outcome" else "ellipsis")
+        for entry in found:
+            due = entry.finished_at if entry.status in ("done", "dead") else entry.next_attempt_at
+            outcome = entry.last_error or (f"HTTP {entry.last_status}" if entry.last_status else "")
+            table.add_row(str(entry.id), format_time(entry.created_at), entry.type or "?", entry.room_id or "-",
+                          entry.url, entry.status, str(entry.attempts), format_time(due), shorten(outcome))  # fmt: skip
+        console.print(table)
+    console.print(", ".join(f"{name}: {count}" for name, count in counts.items()), style="dim")
+
+
+def _summary(entry: OutboxEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "created_at": format_time(entry.created_at),
+        "type": entry.type,
+        "room_id": entry.room_id,
+        "url": entry.url,
+        "status": entry.status,
+        "attempts": entry.attempts,
+        "last_status": entry.last_status,
+        "last_error": entry.last_error,
+    }
+
+
+@outbox.command("show")
+@click.argument("entry_id", type=int)
+@store_option
+def show_entry(entry_id: int, store_url: str) -> None:
+    """One delivery: its state, its payload and every attempt."""
+
+    async def work(store: Store) -> tuple[OutboxEntry | None, list[OutboxAttempt]]:
+        return await store.outbox.get(entry_id), await store.outbox.attempts(entry_id)
+
+    entry, attempts = run_with_store(store_url, work)
+    if entry is None:
+        raise click.ClickException(f"no delivery {entry_id}")
+    console = Console()
+    details = Table.grid(padding=(0, 2))
+    details.add_column(style="bold")
+    details.add_column()
+    pending = entry.status in ("pending", "failed", "sending")
+    for label, value in (
+        ("delivery", str(entry.id)),
+        ("url", entry.url),
+        ("type", entry.type or "?"),
+        ("room", entry.room_id or "-"),
+        ("created", format_time(entry.created_at) + " UTC"),
+        ("status", entry.status),
+        ("attempts", str(entry.attempts)),
+        ("next attempt" if pending else "finished", format_time(entry.next_attempt_at if pending else entry.finished_at)),
+        ("last answer", entry.response_text if entry.response_text is not None else "-"),
+        ("last error", entry.last_error or "-"),
+    ):  # fmt: skip
+        details.add_row(label, value)
+    console.print(details)
+    console.print("\npayload:", style="bold")
+    try:
+        console.print_json(entry.body.decode("utf-8", "replace"))
+    except ValueError:
+        console.print(entry.body.decode("utf-8", "replace"))
+    if attempts:
+        table = Table(title="attempts", show_edge=False, header_style="bold", title_justify="left")
+        for column in ("#", "started (UTC)", "took", "status", "error"):
+            table.add_column(column, overflow="fold" if column == "error" else "ellipsis")
+        for attempt in attempts:
+            table.add_row(str(attempt.number), format_time(attempt.started_at), f"{attempt.elapsed * 1000:.0f} ms",
+                          str(attempt.status) if attempt.status is not None else "-", attempt.error or "")  # fmt: skip
+        console.print()
+        console.print(table)
+
+
+@outbox.command("retry")
+@click.argument("entry_ids", nargs=-1, type=int)
+@click.option("--dead", is_flag=True, help="Retry every dead delivery.")
+@store_option
+def retry_entries(entry_ids: tuple[int, ...], dead: bool, store_url: str) -> None:
+    """Make dead (or failed) deliveries due now, with a fresh retry budget. A running sender
+    with this outbox delivers them."""
+    if bool(entry_ids) == dead:
+        raise click.UsageError("give delivery ids or --dead (not both)")
+
+    async def work(store: Store) -> list[int]:
+        return await store.outbox.retry(None if dead else entry_ids, time.time())
+
+    changed = run_with_store(store_url, work)
+    if changed:
+        click.echo(f"{len(changed)} delivery(ies) due now: {', '.join(map(str, changed))}")
+    else:
+        click.echo(
+            "nothing to retry" + ("" if dead else " (only dead or failed deliveries can be)"),
+            err=not dead,
+        )
+    missing = sorted(set(entry_ids) - set(changed))
+    if missing:
+        click.echo(
+            f"not retried (no such delivery, or not dead/failed): {', '.join(map(str, missing))}",
+            err=True,
+        )
+        sys.exit(1)
+
+
+@outbox.command("purge")
+@click.option("--done", "purge_done", is_flag=True, help="Delete delivered entries.")
+@click.option("--dead", "purge_dead", is_flag=True, help="Delete dead entries.")
+@click.option(
+    "--older-than",
+    default="0s",
+    show_default=True,
+    metavar="AGE",
+    help="Only entries finished longer ago than this (30s, 15m, 12h, 7d).",
+)
+@store_option
+def purge_entries(purge_done: bool, purge_dead: bool, older_than: str, store_url: str) -> None:
+    """Delete finished deliveries and their attempts."""
+    if not (purge_done or purge_dead):
+        raise click.UsageError("say what to purge: --done, --dead or both")
+    age = _duration(older_than)
+    statuses: list[OutboxStatus] = []
+    if purge_done:
+        statuses.append("done")
+    if purge_dead:
+        statuses.append("dead")
+
+    async def work(store: Store) -> int:
+        return await store.outbox.purge(statuses, time.time() - age)
+
+    count = run_with_store(store_url, work)
+    click.echo(f"purged {count} delivery(ies)")
+
+
+def _duration(text: str) -> float:
+    unit = text[-1:]
+    try:
+        if unit in _DURATION_UNITS:
+            return float(text[:-1]) * _DURATION_UNITS[unit]
+        return float(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"expected a number with s, m, h or d, got {text!r}", param_hint="--older-than"
+        ) from None

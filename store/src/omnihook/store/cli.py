@@ -1,0 +1,69 @@
+"""Pieces shared by the commands that work on a store (``omnihook events``, ``omnihook outbox``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import click
+
+from . import Store
+from .config import DEFAULT_STORE_URL, STORE_ENV, parse_store_url
+from .errors import StoreError
+
+__all__ = ["format_time", "run_with_store", "shorten", "store_option"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+
+def store_option(func: F) -> F:
+    """``--store URL``, from ``OMNIHOOK_STORE``, default the embedded SQLite file."""
+    return click.option(
+        "--store",
+        "store_url",
+        default=DEFAULT_STORE_URL,
+        show_default=True,
+        envvar=STORE_ENV,
+        metavar="URL",
+        callback=_check_store_url,
+        help=f"The store: sqlite:///FILE or postgresql://... (${STORE_ENV}).",
+    )(func)
+
+
+def _check_store_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        parse_store_url(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
+def run_with_store(store_url: str, work: Callable[[Store], Awaitable[T]]) -> T:
+    """Open the store, run ``work`` on it, close it; store trouble becomes a clean CLI error."""
+
+    async def main() -> T:
+        try:
+            async with Store.open(store_url) as store:
+                return await work(store)
+        except StoreError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return asyncio.run(main())
+
+
+def format_time(timestamp: float | None) -> str:
+    """A Unix time as ``2025-01-01 10:00:00`` (UTC), or empty."""
+    if timestamp is None:
+        return ""
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def shorten(text: str | None, width: int = 60) -> str:
+    """One line of at most ``width`` characters."""
+    if not text:
+        return ""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
