@@ -72,7 +72,7 @@ def test_list_and_show(store_url: str) -> None:
 
 
 def test_retry_and_purge(store_url: str) -> None:
-    done, dead, pending = asyncio.run(seed(store_url))
+    done, dead, _ = asyncio.run(seed(store_url))
     retried = run(store_url, "retry", "--dead")
     assert retried.stdout == f"1 delivery(ies) due now: {dead}\n"
     refused = run(store_url, "retry", str(done))
