@@ -237,3 +237,17 @@ async def test_claims_from_many_workers_never_overlap(store: Store) -> None:
     ]
     ids = [c.id for c in claimed]
     assert len(ids) == len(set(ids)) == 60
+
+
+async def test_concurrent_first_uses_wait_for_the_open_to_finish(store_url: str) -> None:
+    store = Store(store_url)  # not opened: the first callers race to open it
+
+    async def use(n: int) -> int:
+        await store.connect()
+        return (await store.events.accept(new(f"race{n}"))).event_id
+
+    try:
+        ids = await asyncio.gather(*(use(n) for n in range(20)))
+    finally:
+        await store.close()
+    assert len(set(ids)) == 20

@@ -318,6 +318,13 @@ def serve(
     type=click.FloatRange(min=0),
     help="Seconds to finish events in hand when stopped.",
 )
+@click.option(
+    "--lease",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds after which another worker takes over an event this one holds (if it died).",
+)
 @_log_level_option
 def worker(
     app_spec: str | None,
@@ -327,6 +334,7 @@ def worker(
     max_age: float,
     handler_timeout: float,
     grace: float,
+    lease: float,
     log_level: str,
 ) -> None:
     """Handle stored events with your handlers, beside `omnihook serve`.
@@ -338,17 +346,22 @@ def worker(
     _configure_logging(log_level)
     router = _router_from(app_spec)
     policy = _policy(max_attempts, max_age, handler_timeout)
-    asyncio.run(_run_worker(Store(store_url), router, policy, concurrency, grace))
+    asyncio.run(_run_worker(Store(store_url), router, policy, concurrency, grace, lease))
 
 
 async def _run_worker(
-    store: Store, router: Router, policy: HandlingPolicy, concurrency: int, grace: float
+    store: Store,
+    router: Router,
+    policy: HandlingPolicy,
+    concurrency: int,
+    grace: float,
+    lease: float,
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    running = Worker(store, router, policy=policy, concurrency=concurrency)
+    running = Worker(store, router, policy=policy, concurrency=concurrency, lease=lease)
     logger.info("worker %s on store %s", running.name, store.config.display)
     try:
         await store.connect()

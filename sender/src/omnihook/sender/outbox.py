@@ -41,6 +41,7 @@ class OutboxDispatcher:
         concurrency: int = 64,
         poll_interval: float = 0.5,
         echo_crm_data: bool = False,
+        lease: float | None = None,
         name: str | None = None,
     ) -> None:
         if concurrency < 1:
@@ -50,8 +51,10 @@ class OutboxDispatcher:
         self.concurrency = concurrency
         self.poll_interval = poll_interval
         self.echo_crm_data = echo_crm_data
-        # A lease outlives the attempt it covers: the request's timeout plus time to record it.
-        self.lease = max(30.0, 3 * sender.timeout)
+        # A lease must outlive the attempt it covers: the request's timeout plus time to record it.
+        self.lease = lease if lease is not None else max(30.0, 3 * sender.timeout)
+        if self.lease <= sender.timeout:
+            raise ValueError(f"the outbox lease ({self.lease} s) must be longer than the timeout")
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._wakeup = asyncio.Event()

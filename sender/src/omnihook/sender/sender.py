@@ -104,7 +104,9 @@ class Sender:
     With an ``outbox`` (a :class:`~omnihook.store.Store` or a store URL), :meth:`enqueue` stores
     deliveries durably and a dispatcher delivers them, ``concurrency`` at a time, keeping each
     room's order and resuming due retries after a restart; ``echo_crm_data`` puts each room's
-    last 200 body into its later deliveries as ``crmData``, as Rocket.Chat does.
+    last 200 body into its later deliveries as ``crmData``, as Rocket.Chat does. A delivery held
+    by a sender that died is taken over after ``outbox_lease`` seconds (default: 30, or three
+    timeouts if longer).
 
     Use it as an async context manager (which also starts the dispatcher), or call
     :meth:`aclose` when done.
@@ -126,6 +128,7 @@ class Sender:
         outbox: Store | str | None = None,
         concurrency: int = 64,
         echo_crm_data: bool = False,
+        outbox_lease: float | None = None,
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"url must be an http:// or https:// URL, got {url!r}")
@@ -145,6 +148,7 @@ class Sender:
         self.outbox: Store | None = Store(outbox) if isinstance(outbox, str) else outbox
         self._concurrency = concurrency
         self._echo_crm_data = echo_crm_data
+        self._outbox_lease = outbox_lease
         self._dispatcher: OutboxDispatcher | None = None
         self._dispatching: asyncio.Task[None] | None = None
 
@@ -185,7 +189,11 @@ class Sender:
             from .outbox import OutboxDispatcher  # the dispatcher builds on this module
 
             self._dispatcher = OutboxDispatcher(
-                self, self.outbox, concurrency=self._concurrency, echo_crm_data=self._echo_crm_data
+                self,
+                self.outbox,
+                concurrency=self._concurrency,
+                echo_crm_data=self._echo_crm_data,
+                lease=self._outbox_lease,
             )
         return self._dispatcher
 

@@ -90,15 +90,16 @@ class Database(ABC):
 
     def __init__(self, config: StoreConfig) -> None:
         self.config = config
+        self._ready = False
 
     @abstractmethod
     async def open(self) -> None:
         """Connect and bring the schema to this version of omnihook (no-op when open)."""
 
     @property
-    @abstractmethod
     def is_open(self) -> bool:
-        """Whether :meth:`open` succeeded (and :meth:`close` was not called since)."""
+        """Whether :meth:`open` finished (and :meth:`close` was not called since)."""
+        return self._ready
 
     @abstractmethod
     async def close(self) -> None:
@@ -131,10 +132,6 @@ class SQLiteDatabase(Database):
         self._executor: ThreadPoolExecutor | None = None
         self._connection: sqlite3.Connection | None = None
 
-    @property
-    def is_open(self) -> bool:
-        return self._connection is not None
-
     async def open(self) -> None:
         if self._executor is not None:
             return
@@ -142,6 +139,7 @@ class SQLiteDatabase(Database):
         try:
             await self._call(self._connect)
             await self.run(lambda tx: migrate(tx))
+            self._ready = True
         except BaseException:
             await self.close()
             raise
@@ -163,6 +161,7 @@ class SQLiteDatabase(Database):
         self._connection = connection
 
     async def close(self) -> None:
+        self._ready = False
         executor, self._executor = self._executor, None
         if executor is None:
             return
@@ -214,10 +213,6 @@ class PostgresDatabase(Database):
         self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] | None = None
         self._executor: ThreadPoolExecutor | None = None
 
-    @property
-    def is_open(self) -> bool:
-        return self._pool is not None
-
     async def open(self) -> None:
         if self._pool is not None:
             return
@@ -242,6 +237,7 @@ class PostgresDatabase(Database):
                 await self._call(self._create_schema)
             await self._call(lambda: self._require_pool().open(wait=False))
             await self.run(lambda tx: migrate(tx))
+            self._ready = True
         except BaseException:
             await self.close()
             raise
@@ -264,6 +260,7 @@ class PostgresDatabase(Database):
         return self._pool
 
     async def close(self) -> None:
+        self._ready = False
         pool, self._pool = self._pool, None
         executor, self._executor = self._executor, None
         if pool is not None and executor is not None:
