@@ -115,3 +115,47 @@ def test_kill_9_receiver_sender_and_worker_lose_nothing(store_url: str, tmp_path
             first_runs[effect["room"]].append(effect["n"])
     assert all(order == list(range(PER_ROOM)) for order in first_runs.values())  # rooms in order
     print(f"\n{total} events; {len(executions) - total} re-run after the worker's kill -9")
+
+
+def test_sigterm_makes_a_worker_hand_back_its_events_and_exit(
+    store_url: str, tmp_path: Path
+) -> None:
+    import httpx
+
+    from omnihook.contracts import TOKEN_HEADER
+
+    from ..processes import message
+
+    effects = write_hooks(tmp_path)
+    port = free_port()
+    env = {"OMNIHOOK_TOKEN": TOKEN, "OMNIHOOK_STORE": store_url, "EFFECTS_DIR": str(effects),
+           "HANDLER_DELAY": "60"}  # fmt: skip
+    receiver = OmnihookProcess(
+        ["serve", "--no-worker", "--port", str(port)], tmp_path, env, port
+    ).start()
+    worker = OmnihookProcess(
+        ["worker", "--app", "hooks:router", "--grace", "0.5"], tmp_path, env
+    ).start()
+    try:
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/rocketchat",
+            json=message("R1", 0),
+            headers={TOKEN_HEADER: TOKEN},
+        )
+        assert response.status_code == 200
+        status = "SELECT status, attempts, lease_owner FROM {t}events"
+        wait_for(
+            lambda: query_one(store_url, tmp_path, status)[0] == "processing",
+            30,
+            "the worker to claim",
+        )
+        stopping = time.monotonic()
+        worker.stop()  # SIGTERM
+        assert time.monotonic() - stopping < 10
+        assert worker.process is not None
+        assert worker.process.returncode == 0
+        assert query_one(store_url, tmp_path, status) == ("pending", 0, None)
+        assert "released 1 event(s) still being handled" in worker.output()
+    finally:
+        worker.stop()
+        receiver.stop()

@@ -320,3 +320,36 @@ async def test_store_gone_gives_503_and_the_receiver_recovers(
             "LivechatSessionQueued",
             "LivechatSessionStart",
         ]
+
+
+async def test_stopping_a_worker_hands_back_what_it_cannot_finish(
+    store: Store, clock: Clock
+) -> None:
+    router = Router()
+    started = asyncio.Event()
+    runs: list[str] = []
+
+    @router.on_any
+    async def slow(event: AnyEvent, context: HandlerContext) -> None:
+        runs.append(context.dedup_key)
+        started.set()
+        await asyncio.sleep(30)
+
+    app = create_app(router, tokens=[TOKEN], store=store, run_worker=False)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://r"
+    ) as client:
+        await post(client, samples.sample("chat-start"))
+    first = Worker(store, router, clock=clock, name="first")
+    running = asyncio.create_task(first.run())
+    await asyncio.wait_for(started.wait(), 10)
+    await first.stop(grace=0.1)
+    await running
+    [event] = await store.events.find()
+    assert (event.status, event.attempts, event.lease_owner) == ("pending", 0, None)
+
+    fast_router = Router()
+    fast_router.on_any(lambda e: None)
+    second = Worker(store, fast_router, clock=clock, name="second")
+    assert await second.drain() == 1
+    assert (await store.events.get(event.id)).status == "done"  # type: ignore[union-attr]
