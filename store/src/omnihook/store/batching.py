@@ -20,15 +20,25 @@ R = TypeVar("R")
 
 
 class Batcher(Generic[T, R]):
-    """Runs ``process`` on batches of submitted items; each caller gets its item's result."""
+    """Runs ``process`` on batches of submitted items; each caller gets its item's result.
+
+    Up to ``concurrency`` batches are written at once (a database with several connections
+    commits one batch while the next one is written); each takes what is queued when it starts.
+    """
 
     def __init__(
-        self, process: Callable[[list[T]], Awaitable[list[R]]], max_batch: int = 256
+        self,
+        process: Callable[[list[T]], Awaitable[list[R]]],
+        max_batch: int = 256,
+        concurrency: int = 1,
     ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         self._process = process
         self._max_batch = max_batch
+        self._concurrency = concurrency
         self._queue: asyncio.Queue[tuple[T, asyncio.Future[R]]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -53,30 +63,44 @@ class Batcher(Generic[T, R]):
                 await task
 
     async def _consume(self, queue: asyncio.Queue[tuple[T, asyncio.Future[R]]]) -> None:
-        pending: list[tuple[T, asyncio.Future[R]]] = []
+        slots = asyncio.Semaphore(self._concurrency)
+        running: set[asyncio.Task[None]] = set()
         try:
             while True:
-                pending = [await queue.get()]
-                while len(pending) < self._max_batch and not queue.empty():
-                    pending.append(queue.get_nowait())
-                live = [(item, future) for item, future in pending if not future.done()]
-                if not live:
-                    continue
-                try:
-                    results = await self._process([item for item, _ in live])
-                except Exception as exc:
-                    for _, future in live:
-                        if not future.done():
-                            future.set_exception(exc)
-                else:
-                    for (_, future), result in zip(live, results, strict=True):
-                        if not future.done():
-                            future.set_result(result)
-                pending = []
+                first = await queue.get()
+                await slots.acquire()
+                batch = [first]
+                while len(batch) < self._max_batch and not queue.empty():
+                    batch.append(queue.get_nowait())
+                task = asyncio.create_task(self._write(batch, slots))
+                running.add(task)
+                task.add_done_callback(running.discard)
         finally:
-            for _, future in pending:
-                if not future.done():
-                    future.cancel()
+            for task in running:
+                task.cancel()
             while not queue.empty():
                 _, future = queue.get_nowait()
                 future.cancel()
+
+    async def _write(
+        self, batch: list[tuple[T, asyncio.Future[R]]], slots: asyncio.Semaphore
+    ) -> None:
+        try:
+            live = [(item, future) for item, future in batch if not future.done()]
+            if not live:
+                return
+            try:
+                results = await self._process([item for item, _ in live])
+            except Exception as exc:
+                for _, future in live:
+                    if not future.done():
+                        future.set_exception(exc)
+            else:
+                for (_, future), result in zip(live, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+        finally:
+            slots.release()
+            for _, future in batch:
+                if not future.done():
+                    future.cancel()

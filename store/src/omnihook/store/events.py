@@ -155,7 +155,9 @@ class EventStore:
 
     def __init__(self, database: Database, max_batch: int = 256) -> None:
         self.database = database
-        self._accepts: Batcher[NewEvent, Accepted] = Batcher(self._accept_batch, max_batch)
+        self._accepts: Batcher[NewEvent, Accepted] = Batcher(
+            self._accept_batch, max_batch, concurrency=database.write_concurrency
+        )
 
     async def close(self) -> None:
         await self._accepts.close()

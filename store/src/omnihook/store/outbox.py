@@ -83,7 +83,9 @@ class OutboxStore:
 
     def __init__(self, database: Database, max_batch: int = 512) -> None:
         self.database = database
-        self._puts: Batcher[OutboxItem, int] = Batcher(self._put_batch, max_batch)
+        self._puts: Batcher[OutboxItem, int] = Batcher(
+            self._put_batch, max_batch, concurrency=database.write_concurrency
+        )
 
     async def close(self) -> None:
         await self._puts.close()

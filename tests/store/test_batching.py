@@ -1,0 +1,58 @@
+"""Group commits: callers share batches, each gets its own result, failures reach their batch."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from omnihook.store.batching import Batcher
+
+
+async def test_concurrent_callers_share_batches_and_get_their_own_results() -> None:
+    batches: list[list[int]] = []
+
+    async def process(items: list[int]) -> list[int]:
+        batches.append(items)
+        await asyncio.sleep(0.01)  # a commit takes time: the next callers pile up meanwhile
+        return [item * 10 for item in items]
+
+    batcher: Batcher[int, int] = Batcher(process, max_batch=50)
+    results = await asyncio.gather(*(batcher.submit(n) for n in range(120)))
+    await batcher.close()
+    assert results == [n * 10 for n in range(120)]
+    assert len(batches) < 10
+    assert max(len(batch) for batch in batches) == 50
+
+
+async def test_at_most_concurrency_batches_run_at_once() -> None:
+    running = 0
+    peak = 0
+
+    async def process(items: list[int]) -> list[int]:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.005)
+        running -= 1
+        return items
+
+    batcher: Batcher[int, int] = Batcher(process, max_batch=3, concurrency=2)
+    for wave in range(5):
+        await asyncio.gather(*(batcher.submit(wave * 100 + n) for n in range(12)))
+    await batcher.close()
+    assert peak == 2
+
+
+async def test_a_failed_batch_fails_its_callers_only() -> None:
+    async def process(items: list[int]) -> list[int]:
+        if 13 in items:
+            raise RuntimeError("disk full")
+        return items
+
+    batcher: Batcher[int, int] = Batcher(process, max_batch=1)
+    assert await batcher.submit(1) == 1
+    with pytest.raises(RuntimeError, match="disk full"):
+        await batcher.submit(13)
+    assert await batcher.submit(2) == 2
+    await batcher.close()
