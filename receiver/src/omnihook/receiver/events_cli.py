@@ -9,10 +9,17 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.table import Table
 
 from omnihook.store import EVENT_STATUSES, EventStatus, Store, StoredEvent
-from omnihook.store.cli import format_time, run_with_store, shorten, store_option
+from omnihook.store.cli import (
+    format_time,
+    print_details,
+    print_payload,
+    print_table,
+    run_with_store,
+    shorten,
+    store_option,
+)
 
 __all__ = ["events"]
 
@@ -47,14 +54,12 @@ def list_events(
         return
     console = Console()
     if not found:
-        console.print(
-            "no events"
-            + (f" with status {status}" if status else "")
-            + (f" in room {room_id}" if room_id else "")
+        where = (f" with status {status}" if status else "") + (
+            f" in room {room_id}" if room_id else ""
         )
+        console.print(f"no events{where}")
     else:
-        table = Table(show_edge=False, header_style="bold")
-        for column in (
+        columns = (
             "id",
             "received (UTC)",
             "type",
@@ -63,15 +68,23 @@ def list_events(
             "tries",
             "next / finished",
             "last error",
-        ):
-            table.add_column(column, overflow="fold" if column == "last error" else "ellipsis")
-        for event in found:
-            due = event.finished_at if event.status in ("done", "dead") else event.next_attempt_at
-            status_text = event.status + (" (stale)" if event.stale else "")
-            table.add_row(str(event.id), format_time(event.received_at), event.type, event.room_id or "-",
-                          status_text, str(event.attempts), format_time(due), shorten(event.last_error))  # fmt: skip
-        console.print(table)
+        )
+        print_table(console, columns, (_row(event) for event in found))
     console.print(", ".join(f"{name}: {count}" for name, count in counts.items()), style="dim")
+
+
+def _row(event: StoredEvent) -> tuple[str, ...]:
+    due = event.finished_at if event.status in ("done", "dead") else event.next_attempt_at
+    return (
+        str(event.id),
+        format_time(event.received_at),
+        event.type,
+        event.room_id or "-",
+        event.status + (" (stale)" if event.stale else ""),
+        str(event.attempts),
+        format_time(due),
+        shorten(event.last_error),
+    )
 
 
 def _summary(event: StoredEvent) -> dict[str, Any]:
@@ -101,42 +114,36 @@ def show_event(event_id: int, store_url: str) -> None:
     if event is None:
         raise click.ClickException(f"no event {event_id}")
     console = Console()
-    details = Table.grid(padding=(0, 2))
-    details.add_column(style="bold")
-    details.add_column()
-    for label, value in (
+    waiting = event.status in ("pending", "failed")
+    print_details(console, [
         ("event", str(event.id)),
         ("type", event.type),
         ("room", event.room_id or "-"),
         ("received", format_time(event.received_at) + " UTC"),
         ("status", event.status + (" (stale when handled)" if event.stale else "")),
         ("attempts", str(event.attempts)),
-        ("next attempt" if event.status in ("pending", "failed") else "finished",
-         format_time(event.next_attempt_at if event.status in ("pending", "failed") else event.finished_at)),
+        ("next attempt" if waiting else "finished",
+         format_time(event.next_attempt_at if waiting else event.finished_at)),
         ("handlers done", ", ".join(event.handlers_done) or "-"),
         ("answered", event.answer),
         ("dedup key", event.dedup_key),
         ("last error", event.last_error or "-"),
-    ):  # fmt: skip
-        details.add_row(label, value)
-    console.print(details)
-    console.print("\npayload:", style="bold")
-    try:
-        console.print_json((event.body or b"").decode("utf-8", "replace"))
-    except ValueError:
-        console.print((event.body or b"").decode("utf-8", "replace"))
-    if attempts:
-        table = Table(title="attempts", show_edge=False, header_style="bold", title_justify="left")
-        for column in ("#", "worker", "started (UTC)", "took", "outcome", "error"):
-            table.add_column(column, overflow="fold" if column == "error" else "ellipsis")
-        for attempt in attempts:
-            table.add_row(str(attempt.number), attempt.worker, format_time(attempt.started_at),
-                          f"{(attempt.finished_at - attempt.started_at) * 1000:.0f} ms", attempt.outcome,
-                          attempt.error or "")  # fmt: skip
-        console.print()
-        console.print(table)
-    else:
+    ])  # fmt: skip
+    print_payload(console, event.body or b"")
+    if not attempts:
         console.print("\nno attempts yet", style="dim")
+        return
+    console.print()
+    print_table(
+        console,
+        ("#", "worker", "started (UTC)", "took", "outcome", "error"),
+        (
+            (str(a.number), a.worker, format_time(a.started_at),
+             f"{(a.finished_at - a.started_at) * 1000:.0f} ms", a.outcome, a.error or "")
+            for a in attempts
+        ),
+        title="attempts",
+    )  # fmt: skip
 
 
 @events.command("replay")

@@ -9,13 +9,8 @@ worker then takes the events over.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import functools
 import logging
-import os
 import random
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +18,8 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from omnihook.contracts import ContractError, parse_event
-from omnihook.store import ClaimedEvent, Finish, Store, StoreError, backoff_delay
+from omnihook.store import ClaimedEvent, Finish, Store, backoff_delay
+from omnihook.store.claims import ClaimLoop
 
 from .router import HandlerContext, Router
 from .timeline import is_stale, position_of
@@ -73,7 +69,7 @@ class HandlingPolicy:
         )
 
 
-class Worker:
+class Worker(ClaimLoop[ClaimedEvent]):
     """Handles stored events with a router until stopped.
 
     ``concurrency`` events (of different rooms) are handled at once. ``clock`` gives Unix
@@ -93,102 +89,43 @@ class Worker:
         rng: random.Random | None = None,
         name: str | None = None,
     ) -> None:
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
-        if lease <= 0:
-            raise ValueError(f"lease must be positive, got {lease}")
+        super().__init__(
+            concurrency=concurrency,
+            lease=lease,
+            poll_interval=poll_interval,
+            name=name,
+            logger=logger,
+            noun="event",
+        )
         self.store = store
         self.router = router
         self.policy = policy or HandlingPolicy()
-        self.concurrency = concurrency
-        self.lease = lease
-        self.poll_interval = poll_interval
         self.clock = clock
-        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._rng = rng or random.Random()
-        self._inflight: dict[int, asyncio.Task[None]] = {}
-        self._wakeup = asyncio.Event()
-        self._claiming = asyncio.Lock()  # run() and drain() may both claim: never beyond the cap
-        self._stopping = False
-        self._store_down_since: float | None = None
         self.handled = 0
         """Attempts finished by this worker (any outcome)."""
-
-    def wake(self) -> None:
-        """Tell the worker new events may be waiting (saves waiting for the next poll)."""
-        self._wakeup.set()
-
-    async def run(self) -> None:
-        """Claim and handle events until :meth:`stop` is called."""
-        heartbeat = asyncio.create_task(self._renew_leases(), name="omnihook-worker-leases")
-        try:
-            while not self._stopping:
-                claimed = await self._claim_some()
-                if claimed and len(self._inflight) < self.concurrency:
-                    continue  # there may be more work right away
-                self._wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self.poll_interval)
-        finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
-
-    async def stop(self, grace: float = 10.0) -> None:
-        """Stop claiming; let events being handled finish for ``grace`` seconds, then give the
-        rest back to the store (another worker will handle them)."""
-        self._stopping = True
-        self.wake()
-        tasks = list(self._inflight.values())
-        if tasks:
-            _, still_running = await asyncio.wait(tasks, timeout=grace)
-            unfinished = [
-                event_id for event_id, task in self._inflight.items() if task in still_running
-            ]
-            for task in still_running:
-                task.cancel()
-            await asyncio.gather(*still_running, return_exceptions=True)
-            if unfinished:
-                with contextlib.suppress(StoreError):
-                    await self.store.events.release(self.name, unfinished)
-                logger.info("released %d event(s) still being handled", len(unfinished))
 
     async def drain(self) -> int:
         """Handle everything that is due now, then return how many attempts were made (tests,
         scripts). Events whose retry is due later are left for later."""
         before = self.handled
-        while True:
-            claimed = await self._claim_some()
-            if self._inflight:
-                await asyncio.wait(list(self._inflight.values()))
-            elif not claimed:
-                return self.handled - before
+        await self.handle_due()
+        return self.handled - before
 
-    async def _claim_some(self) -> int:
-        async with self._claiming:
-            return await self._claim_free_slots()
+    async def claim(self, limit: int) -> list[ClaimedEvent]:
+        await self.store.connect()
+        return await self.store.events.claim(self.name, limit, self.lease, self.clock())
 
-    async def _claim_free_slots(self) -> int:
-        free = self.concurrency - len(self._inflight)
-        if free <= 0:
-            return 0
-        try:
-            claimed = await self.store.events.claim(self.name, free, self.lease, self.clock())
-        except StoreError as exc:
-            self._store_trouble(exc)
-            return 0
-        self._store_back()
-        for event in claimed:
-            task = asyncio.create_task(self._handle(event), name=f"omnihook-event-{event.id}")
-            self._inflight[event.id] = task
-            task.add_done_callback(functools.partial(self._done, event.id))
-        return len(claimed)
+    def item_id(self, item: ClaimedEvent) -> int:
+        return item.id
 
-    def _done(self, event_id: int, _task: asyncio.Task[None]) -> None:
-        self._inflight.pop(event_id, None)
-        self.wake()  # a slot is free, and the room's next event may now be claimable
+    async def renew(self, ids: list[int]) -> None:
+        await self.store.events.renew(self.name, ids, self.clock() + self.lease)
 
-    async def _handle(self, claimed: ClaimedEvent) -> None:
+    async def release(self, ids: list[int]) -> None:
+        await self.store.events.release(self.name, ids)
+
+    async def handle(self, claimed: ClaimedEvent) -> None:
         started = self.clock()
         attempt = claimed.attempts + 1
         try:
@@ -249,44 +186,12 @@ class Worker:
             logger.info("event %d (%s) will be retried: %s", claimed.id, event.type, error)
 
     async def _finish(self, claimed: ClaimedEvent, result: Finish) -> None:
-        # The handlers ran; losing their outcome would run them again. Keep trying while the
-        # lease lasts (the heartbeat renews it) unless the worker is being stopped.
-        delay = 0.1
-        while True:
-            try:
-                if not await self.store.events.finish(claimed, self.name, result):
-                    logger.warning(
-                        "event %d: lease lost before its outcome was saved; another worker has it",
-                        claimed.id,
-                    )
-                self.handled += 1
-                self._store_back()
-                return
-            except StoreError as exc:
-                self._store_trouble(exc)
-                if self._stopping:
-                    return
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.lease / 3)
-
-    async def _renew_leases(self) -> None:
-        while True:
-            await asyncio.sleep(self.lease / 3)
-            if self._inflight:
-                try:
-                    await self.store.events.renew(
-                        self.name, list(self._inflight), self.clock() + self.lease
-                    )
-                except StoreError as exc:
-                    self._store_trouble(exc)
-
-    def _store_trouble(self, exc: StoreError) -> None:
-        if self._store_down_since is None:
-            self._store_down_since = time.monotonic()
-            logger.error("store unavailable, will keep trying: %s", exc)
-
-    def _store_back(self) -> None:
-        if self._store_down_since is not None:
-            down_for = time.monotonic() - self._store_down_since
-            self._store_down_since = None
-            logger.warning("store reachable again after %.1f s", down_for)
+        # The handlers ran: losing their outcome would run them again.
+        saved = await self.persist(lambda: self.store.events.finish(claimed, self.name, result))
+        if saved is False:
+            logger.warning(
+                "event %d: lease lost before its outcome was saved; another worker has it",
+                claimed.id,
+            )
+        if saved is not None:
+            self.handled += 1

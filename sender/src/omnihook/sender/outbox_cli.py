@@ -9,10 +9,17 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.table import Table
 
 from omnihook.store import OUTBOX_STATUSES, OutboxAttempt, OutboxEntry, OutboxStatus, Store
-from omnihook.store.cli import format_time, run_with_store, shorten, store_option
+from omnihook.store.cli import (
+    format_time,
+    print_details,
+    print_payload,
+    print_table,
+    run_with_store,
+    shorten,
+    store_option,
+)
 
 __all__ = ["outbox"]
 
@@ -51,8 +58,7 @@ def list_entries(
     if not found:
         console.print("no deliveries" + (f" with status {status}" if status else ""))
     else:
-        table = Table(show_edge=False, header_style="bold")
-        for column in (
+        columns = (
             "id",
             "created (UTC)",
             "type",
@@ -62,15 +68,25 @@ def list_entries(
             "tries",
             "next / finished",
             "last outcome",
-        ):
-            table.add_column(column, overflow="fold" if column == "last outcome" else "ellipsis")
-        for entry in found:
-            due = entry.finished_at if entry.status in ("done", "dead") else entry.next_attempt_at
-            outcome = entry.last_error or (f"HTTP {entry.last_status}" if entry.last_status else "")
-            table.add_row(str(entry.id), format_time(entry.created_at), entry.type or "?", entry.room_id or "-",
-                          entry.url, entry.status, str(entry.attempts), format_time(due), shorten(outcome))  # fmt: skip
-        console.print(table)
+        )
+        print_table(console, columns, (_row(entry) for entry in found))
     console.print(", ".join(f"{name}: {count}" for name, count in counts.items()), style="dim")
+
+
+def _row(entry: OutboxEntry) -> tuple[str, ...]:
+    due = entry.finished_at if entry.status in ("done", "dead") else entry.next_attempt_at
+    outcome = entry.last_error or (f"HTTP {entry.last_status}" if entry.last_status else "")
+    return (
+        str(entry.id),
+        format_time(entry.created_at),
+        entry.type or "?",
+        entry.room_id or "-",
+        entry.url,
+        entry.status,
+        str(entry.attempts),
+        format_time(due),
+        shorten(outcome),
+    )
 
 
 def _summary(entry: OutboxEntry) -> dict[str, Any]:
@@ -100,11 +116,8 @@ def show_entry(entry_id: int, store_url: str) -> None:
     if entry is None:
         raise click.ClickException(f"no delivery {entry_id}")
     console = Console()
-    details = Table.grid(padding=(0, 2))
-    details.add_column(style="bold")
-    details.add_column()
-    pending = entry.status in ("pending", "failed", "sending")
-    for label, value in (
+    waiting = entry.status in ("pending", "failed", "sending")
+    print_details(console, [
         ("delivery", str(entry.id)),
         ("url", entry.url),
         ("type", entry.type or "?"),
@@ -112,26 +125,24 @@ def show_entry(entry_id: int, store_url: str) -> None:
         ("created", format_time(entry.created_at) + " UTC"),
         ("status", entry.status),
         ("attempts", str(entry.attempts)),
-        ("next attempt" if pending else "finished", format_time(entry.next_attempt_at if pending else entry.finished_at)),
+        ("next attempt" if waiting else "finished",
+         format_time(entry.next_attempt_at if waiting else entry.finished_at)),
         ("last answer", entry.response_text if entry.response_text is not None else "-"),
         ("last error", entry.last_error or "-"),
-    ):  # fmt: skip
-        details.add_row(label, value)
-    console.print(details)
-    console.print("\npayload:", style="bold")
-    try:
-        console.print_json(entry.body.decode("utf-8", "replace"))
-    except ValueError:
-        console.print(entry.body.decode("utf-8", "replace"))
+    ])  # fmt: skip
+    print_payload(console, entry.body)
     if attempts:
-        table = Table(title="attempts", show_edge=False, header_style="bold", title_justify="left")
-        for column in ("#", "started (UTC)", "took", "status", "error"):
-            table.add_column(column, overflow="fold" if column == "error" else "ellipsis")
-        for attempt in attempts:
-            table.add_row(str(attempt.number), format_time(attempt.started_at), f"{attempt.elapsed * 1000:.0f} ms",
-                          str(attempt.status) if attempt.status is not None else "-", attempt.error or "")  # fmt: skip
         console.print()
-        console.print(table)
+        print_table(
+            console,
+            ("#", "started (UTC)", "took", "status", "error"),
+            (
+                (str(a.number), format_time(a.started_at), f"{a.elapsed * 1000:.0f} ms",
+                 str(a.status) if a.status is not None else "-", a.error or "")
+                for a in attempts
+            ),
+            title="attempts",
+        )  # fmt: skip
 
 
 @outbox.command("retry")

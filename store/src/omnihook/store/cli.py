@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
+from rich.console import Console
+from rich.table import Table
 
 from . import Store
 from .config import DEFAULT_STORE_URL, STORE_ENV, parse_store_url
 from .errors import StoreError
 
-__all__ = ["format_time", "run_with_store", "shorten", "store_option"]
+__all__ = [
+    "format_time",
+    "print_details",
+    "print_payload",
+    "print_table",
+    "run_with_store",
+    "shorten",
+    "store_option",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -67,3 +77,38 @@ def shorten(text: str | None, width: int = 60) -> str:
         return ""
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def print_table(
+    console: Console,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[str]],
+    title: str | None = None,
+) -> None:
+    """A plain table; the last column (an error, an outcome) wraps instead of being cut."""
+    table = Table(show_edge=False, header_style="bold", title=title, title_justify="left")
+    for index, column in enumerate(columns):
+        table.add_column(column, overflow="fold" if index == len(columns) - 1 else "ellipsis")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+def print_details(console: Console, pairs: Iterable[tuple[str, str]]) -> None:
+    """``label  value`` lines, labels in bold."""
+    details = Table.grid(padding=(0, 2))
+    details.add_column(style="bold")
+    details.add_column()
+    for label, value in pairs:
+        details.add_row(label, value)
+    console.print(details)
+
+
+def print_payload(console: Console, body: bytes) -> None:
+    """A stored body: pretty JSON when it is JSON, else the text."""
+    console.print("\npayload:", style="bold")
+    text = body.decode("utf-8", "replace")
+    try:
+        console.print_json(text)
+    except ValueError:
+        console.print(text)

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from .batching import Batcher
 from .database import Database, Tx
 from .database import placeholders as _marks
+from .leased import LeasedTable
 
 __all__ = [
     "EVENT_STATUSES",
@@ -155,6 +156,7 @@ class EventStore:
 
     def __init__(self, database: Database, max_batch: int = 256) -> None:
         self.database = database
+        self._table = LeasedTable(database, "events", "processing", EVENT_STATUSES)
         self._accepts: Batcher[NewEvent, Accepted] = Batcher(
             self._accept_batch, max_batch, concurrency=database.write_concurrency
         )
@@ -186,18 +188,7 @@ class EventStore:
 
     async def renew(self, worker: str, ids: Iterable[int], until: float) -> None:
         """Extend the leases ``worker`` holds on ``ids``."""
-        id_list = list(ids)
-        if not id_list:
-            return
-
-        def work(tx: Tx) -> None:
-            tx.execute(
-                f"UPDATE events SET lease_expires_at = ? WHERE id IN ({_marks(id_list)}) "
-                "AND lease_owner = ? AND status = 'processing'",
-                (until, *id_list, worker),
-            )
-
-        await self.database.run(work)
+        await self._table.renew(worker, ids, until)
 
     async def finish(self, event: ClaimedEvent, worker: str, result: Finish) -> bool:
         """Record an attempt's outcome; ``False`` if ``worker`` lost the lease meanwhile (the
@@ -206,19 +197,7 @@ class EventStore:
 
     async def release(self, worker: str, ids: Iterable[int]) -> None:
         """Give back claimed events unhandled (shutdown): they become claimable at once."""
-        id_list = list(ids)
-        if not id_list:
-            return
-
-        def work(tx: Tx) -> None:
-            tx.execute(
-                "UPDATE events SET status = CASE WHEN attempts = 0 THEN 'pending' ELSE 'failed' END, "
-                f"lease_owner = NULL, lease_expires_at = NULL WHERE id IN ({_marks(id_list)}) "
-                "AND lease_owner = ? AND status = 'processing'",
-                (*id_list, worker),
-            )
-
-        await self.database.run(work)
+        await self._table.release(worker, ids)
 
     # -- looking and replaying ---------------------------------------------------------------
 
@@ -253,15 +232,7 @@ class EventStore:
         limit: int = 50,
     ) -> list[StoredEvent]:
         """The newest events first, optionally of one status and/or one room."""
-        conditions: list[str] = []
-        params: list[Any] = []
-        if status is not None:
-            conditions.append("status = ?")
-            params.append(status)
-        if room_id is not None:
-            conditions.append("room_id = ?")
-            params.append(room_id)
-        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        where, params = LeasedTable.filters(status, room_id)
 
         def work(tx: Tx) -> list[StoredEvent]:
             rows = tx.execute(
@@ -273,12 +244,7 @@ class EventStore:
 
     async def counts(self) -> dict[str, int]:
         """How many events are in each status."""
-
-        def work(tx: Tx) -> dict[str, int]:
-            rows = tx.execute("SELECT status, COUNT(*) FROM events GROUP BY status").fetchall()
-            return dict.fromkeys(EVENT_STATUSES, 0) | {str(s): int(n) for s, n in rows}
-
-        return await self.database.run(work)
+        return await self._table.counts()
 
     async def room(self, room_id: str) -> RoomState | None:
         """What handling has stored for a room."""

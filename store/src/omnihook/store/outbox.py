@@ -15,6 +15,7 @@ from typing import Any, Literal
 from .batching import Batcher
 from .database import Database, Tx
 from .database import placeholders as _marks
+from .leased import LeasedTable
 
 __all__ = [
     "OUTBOX_STATUSES",
@@ -83,6 +84,7 @@ class OutboxStore:
 
     def __init__(self, database: Database, max_batch: int = 512) -> None:
         self.database = database
+        self._table = LeasedTable(database, "outbox", "sending", OUTBOX_STATUSES)
         self._puts: Batcher[OutboxItem, int] = Batcher(
             self._put_batch, max_batch, concurrency=database.write_concurrency
         )
@@ -149,16 +151,7 @@ class OutboxStore:
 
     async def renew(self, owner: str, ids: Iterable[int], until: float) -> None:
         """Extend the leases ``owner`` holds."""
-        id_list = list(ids)
-        if not id_list:
-            return
-        await self.database.run(
-            lambda tx: tx.execute(
-                f"UPDATE outbox SET lease_expires_at = ? WHERE id IN ({_marks(id_list)}) "
-                "AND lease_owner = ? AND status = 'sending'",
-                (until, *id_list, owner),
-            )
-        )
+        await self._table.renew(owner, ids, until)
 
     async def set_body(self, entry_id: int, owner: str, body: bytes) -> None:
         """Replace a claimed delivery's body before its first attempt (crmData echo), so that
@@ -231,17 +224,7 @@ class OutboxStore:
 
     async def release(self, owner: str, ids: Iterable[int]) -> None:
         """Give back claimed deliveries without an attempt (shutdown)."""
-        id_list = list(ids)
-        if not id_list:
-            return
-        await self.database.run(
-            lambda tx: tx.execute(
-                "UPDATE outbox SET status = CASE WHEN attempts = 0 THEN 'pending' ELSE 'failed' END, "
-                f"lease_owner = NULL, lease_expires_at = NULL WHERE id IN ({_marks(id_list)}) "
-                "AND lease_owner = ? AND status = 'sending'",
-                (*id_list, owner),
-            )
-        )
+        await self._table.release(owner, ids)
 
     async def crm_data(self, url: str, room_id: str) -> str | None:
         """The body of the last 200 for a room at ``url`` (Rocket.Chat's crmData), if any."""
@@ -274,25 +257,14 @@ class OutboxStore:
         self, status: OutboxStatus | None = None, room_id: str | None = None, limit: int = 50
     ) -> list[OutboxEntry]:
         """The newest deliveries first, optionally of one status and/or room."""
-        conditions: list[str] = []
-        params: list[Any] = []
-        if status is not None:
-            conditions.append("status = ?")
-            params.append(status)
-        if room_id is not None:
-            conditions.append("room_id = ?")
-            params.append(room_id)
-        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        where, params = LeasedTable.filters(status, room_id)
         return await self.database.run(
             lambda tx: _entries(tx, f"{where} ORDER BY id DESC LIMIT ?", [*params, limit])
         )
 
     async def counts(self) -> dict[str, int]:
-        def work(tx: Tx) -> dict[str, int]:
-            rows = tx.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall()
-            return dict.fromkeys(OUTBOX_STATUSES, 0) | {str(s): int(n) for s, n in rows}
-
-        return await self.database.run(work)
+        """How many deliveries are in each status."""
+        return await self._table.counts()
 
     async def next_due(self) -> float | None:
         """When the earliest unfinished delivery is due, or ``None`` when nothing is left."""
