@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from omnihook.receiver import Router, create_app
+from omnihook.store import favour_database_threads
 
 TOKEN = "bench-token"
 
@@ -45,5 +46,7 @@ def inline() -> Starlette:
 
 def stored() -> Starlette:
     """omnihook with a store: token, parse, commit (group commits), answer. Handling is left to
-    workers elsewhere, so the number is what one receiver process accepts."""
+    workers elsewhere, so the number is what one receiver process accepts. The process is tuned
+    as ``omnihook serve`` tunes its own."""
+    favour_database_threads()
     return create_app(_router(), tokens=[TOKEN], store=os.environ["BENCH_STORE"], run_worker=False)

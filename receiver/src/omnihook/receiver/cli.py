@@ -17,7 +17,7 @@ import click
 import uvicorn
 
 from omnihook.contracts.tokens import TOKEN_ENV, TokenSourceError, read_tokens
-from omnihook.store import Store, StoreError, parse_store_url
+from omnihook.store import Store, StoreError, favour_database_threads, parse_store_url
 from omnihook.store.cli import store_option
 
 from .app import DEFAULT_MAX_BODY_BYTES, DEFAULT_PATH, create_app
@@ -284,6 +284,7 @@ def serve(
         if no_store:
             logger.info("no store: handlers run before each answer, nothing is kept")
         else:
+            favour_database_threads()
             where = "in this process" if not no_worker else "in `omnihook worker` processes"
             logger.info("store: %s; handling %s", parse_store_url(store_url).display, where)
         logger.info("webhook URL: http://%s:%d%s", host, port, path)
@@ -344,6 +345,7 @@ def worker(
     Ctrl-C or SIGTERM, finishing or handing back the events it holds.
     """
     _configure_logging(log_level)
+    favour_database_threads()
     router = _router_from(app_spec)
     policy = _policy(max_attempts, max_age, handler_timeout)
     asyncio.run(_run_worker(Store(store_url), router, policy, concurrency, grace, lease))

@@ -12,7 +12,14 @@ from typing import Self
 
 from .backoff import backoff_delay
 from .config import DEFAULT_STORE_URL, STORE_ENV, StoreConfig, parse_store_url
-from .database import Database, PostgresDatabase, SQLiteDatabase, Tx, open_database
+from .database import (
+    Database,
+    PostgresDatabase,
+    SQLiteDatabase,
+    Tx,
+    favour_database_threads,
+    open_database,
+)
 from .errors import SchemaTooNew, StoreError, StoreUnavailable
 from .events import (
     EVENT_STATUSES,
@@ -68,6 +75,7 @@ __all__ = [
     "StoredEvent",
     "Tx",
     "backoff_delay",
+    "favour_database_threads",
     "open_database",
     "parse_store_url",
 ]

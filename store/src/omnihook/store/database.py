@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,10 +25,12 @@ if TYPE_CHECKING:
     import psycopg_pool
 
 __all__ = [
+    "SWITCH_INTERVAL",
     "Database",
     "PostgresDatabase",
     "SQLiteDatabase",
     "Tx",
+    "favour_database_threads",
     "open_database",
     "placeholders",
 ]
@@ -296,6 +299,22 @@ class PostgresDatabase(Database):
             return await asyncio.get_running_loop().run_in_executor(self._executor, function)
         except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
             raise StoreUnavailable(f"PostgreSQL store {self.config.display}: {exc}") from exc
+
+
+SWITCH_INTERVAL = 0.0005
+"""The thread switch interval that :func:`favour_database_threads` sets (Python's default: 5 ms)."""
+
+
+def favour_database_threads() -> None:
+    """Let database threads take the GIL back sooner from a busy event loop.
+
+    Every call into SQLite or libpq releases the GIL and must get it back; while the event loop
+    is busy the database thread waits up to the switch interval each time. Measured on the
+    receiver benchmark (SQLite store): about 3,500 accepted events/s at 5 ms, 4,600 at 0.5 ms. It
+    is a process-wide setting: ``omnihook serve`` and ``omnihook worker`` call this; call it in
+    your own server process if you embed a store.
+    """
+    sys.setswitchinterval(SWITCH_INTERVAL)
 
 
 def open_database(config: StoreConfig) -> Database:
