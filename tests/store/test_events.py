@@ -52,13 +52,31 @@ async def test_schema_is_created_once_and_versioned(store_url: str) -> None:
         assert version == (SCHEMA_VERSION,)
     async with Store.open(store_url) as again:  # a second open migrates nothing
         rows = await again.database.run(
-            lambda tx: tx.execute("SELECT version FROM omnihook_schema").fetchall()
+            lambda tx: tx.execute("SELECT version FROM omnihook_schema ORDER BY version").fetchall()
         )
-        assert rows == [(SCHEMA_VERSION,)]
+        assert rows == [(version,) for version in range(1, SCHEMA_VERSION + 1)]
         await again.database.run(lambda tx: tx.execute("INSERT INTO omnihook_schema VALUES (99)"))
     with pytest.raises(SchemaTooNew, match="version 99, newer than this omnihook's"):
         async with Store.open(store_url):
             pass
+
+
+async def test_an_older_schema_is_migrated_step_by_step(store_url: str) -> None:
+    async with Store.open(store_url) as store:
+        await store.events.accept(new("kept across the migration"))
+
+        def back_to_version_1(tx: Any) -> None:
+            for table in ("crm_messages", "crm_conversations", "crm_contacts", "crm_links"):
+                tx.execute(f"DROP TABLE {table}")
+            tx.execute("DELETE FROM omnihook_schema WHERE version > 1")
+
+        await store.database.run(back_to_version_1)
+    async with Store.open(store_url) as migrated:
+        assert len(await migrated.events.find()) == 1
+        count = await migrated.database.run(
+            lambda tx: tx.execute("SELECT COUNT(*) FROM crm_contacts").fetchone()
+        )
+        assert count == (0,)
 
 
 async def test_accept_stores_once_and_answers_duplicates_alike(store: Store) -> None:

@@ -19,6 +19,7 @@ from .router import (
     HandlerFailures,
     HandlerTimeout,
     PermanentError,
+    RetryAfter,
     Router,
 )
 from .timeline import Position, is_stale, position_of
@@ -38,6 +39,7 @@ __all__ = [
     "HandlingPolicy",
     "PermanentError",
     "Position",
+    "RetryAfter",
     "Router",
     "TokenCheck",
     "TokenVerifier",

@@ -111,6 +111,7 @@ def create_app(
             if worker is not None and running is not None:
                 await worker.stop(shutdown_grace)
                 await running
+            await router.aclose()
             if durable is not None and owned_store:
                 await durable.close()
 

@@ -376,4 +376,5 @@ async def _run_worker(
         logger.info("stopping: finishing the events in hand (up to %g s)", grace)
         await running.stop(grace)
         await task
+        await router.aclose()
         await store.close()

@@ -11,7 +11,7 @@ import asyncio
 import functools
 import inspect
 import logging
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -55,6 +55,15 @@ class HandlerContext:
 class PermanentError(Exception):
     """Raise it from a handler when retrying cannot help (say, the CRM rejects the data): the
     event goes to the dead letters at once instead of being retried."""
+
+
+class RetryAfter(Exception):
+    """Raise it from a handler to be retried no sooner than ``seconds`` from now (a rate limit
+    with a known reset). It does not count against the handling policy's attempts."""
+
+    def __init__(self, seconds: float, message: str = "") -> None:
+        super().__init__(message or f"retry after {seconds:g} s")
+        self.seconds = max(0.0, seconds)
 
 
 class HandlerTimeout(Exception):
@@ -118,6 +127,12 @@ class DispatchOutcome:
         """Whether a handler raised :class:`PermanentError`."""
         return any(isinstance(failure.error, PermanentError) for failure in self.failures)
 
+    @property
+    def retry_after(self) -> float | None:
+        """The longest wait handlers asked for with :class:`RetryAfter`, if only such failures."""
+        waits = [f.error.seconds for f in self.failures if isinstance(f.error, RetryAfter)]
+        return max(waits) if waits and len(waits) == len(self.failures) else None
+
 
 Matcher = Callable[[AnyEvent], bool]
 
@@ -143,6 +158,19 @@ class Router:
 
     def __init__(self) -> None:
         self._registrations: list[_Registration] = []
+        self._cleanups: list[Callable[[], Awaitable[None]]] = []
+
+    def add_cleanup(self, cleanup: Callable[[], Awaitable[None]]) -> None:
+        """Run ``cleanup`` when the app or worker using this router shuts down (close clients)."""
+        self._cleanups.append(cleanup)
+
+    async def aclose(self) -> None:
+        """Run every cleanup (the app and ``omnihook worker`` call this on shutdown)."""
+        for cleanup in self._cleanups:
+            try:
+                await cleanup()
+            except Exception:
+                logger.exception("a router cleanup failed")
 
     def on(self, *event_types: EventType | str) -> Callable[[H], H]:
         """Register a handler for one or several event types (``EventType`` or any name
@@ -186,6 +214,7 @@ class Router:
     def include(self, other: Router) -> None:
         """Add every handler of ``other`` after this router's own (to compose routers by module)."""
         self._registrations.extend(other._registrations)
+        self._cleanups.extend(other._cleanups)
 
     def handlers_for(self, event: AnyEvent) -> list[str]:
         """The names of the handlers ``event`` would reach, in the order they would run."""

@@ -157,6 +157,14 @@ class Worker(ClaimLoop[ClaimedEvent]):
             status = "done"
         elif outcome.permanent:
             status = "dead"
+        elif (
+            outcome.retry_after is not None and finished - claimed.received_at < self.policy.max_age
+        ):
+            # A rate limit: not the handler failing, so it does not use up the attempts.
+            status = "failed"
+            next_attempt_at = finished + max(
+                outcome.retry_after, self.policy.delay_before(1, self._rng)
+            )
         elif attempt >= self.policy.attempts:
             status, error = "dead", f"gave up after {attempt} attempts: {error}"
         elif finished - claimed.received_at >= self.policy.max_age:

@@ -12,6 +12,7 @@ from typing import Self
 
 from .backoff import backoff_delay
 from .config import DEFAULT_STORE_URL, STORE_ENV, StoreConfig, parse_store_url
+from .crm_links import CrmLinks
 from .database import (
     Database,
     PostgresDatabase,
@@ -43,6 +44,14 @@ from .outbox import (
     OutboxStore,
 )
 from .schema import SCHEMA_VERSION
+from .sqlcrm import (
+    ContactRecord,
+    ContactRow,
+    ConversationRecord,
+    ConversationRow,
+    MessageRecord,
+    SqlCrm,
+)
 
 __all__ = [
     "DEFAULT_STORE_URL",
@@ -53,10 +62,16 @@ __all__ = [
     "Accepted",
     "AttemptRecord",
     "ClaimedEvent",
+    "ContactRecord",
+    "ContactRow",
+    "ConversationRecord",
+    "ConversationRow",
+    "CrmLinks",
     "Database",
     "EventStatus",
     "EventStore",
     "Finish",
+    "MessageRecord",
     "NewEvent",
     "OutboxAttempt",
     "OutboxEntry",
@@ -68,6 +83,7 @@ __all__ = [
     "RoomState",
     "SQLiteDatabase",
     "SchemaTooNew",
+    "SqlCrm",
     "Store",
     "StoreConfig",
     "StoreError",
@@ -91,6 +107,8 @@ class Store:
         self.database = open_database(self.config)
         self.events = EventStore(self.database)
         self.outbox = OutboxStore(self.database)
+        self.crm_links = CrmLinks(self.database)
+        self.sql_crm = SqlCrm(self.database)
         self._connecting: asyncio.Lock | None = None
 
     @classmethod

@@ -69,6 +69,12 @@ class Tx:
         """What to append to a claim query so that concurrent claimers skip each other's rows."""
         return " FOR UPDATE SKIP LOCKED" if self.dialect == "postgresql" else ""
 
+    @property
+    def for_update(self) -> str:
+        """What to append to a read that the transaction will write back (SQLite's write lock,
+        taken at BEGIN IMMEDIATE, already covers it)."""
+        return " FOR UPDATE" if self.dialect == "postgresql" else ""
+
 
 def placeholders(values: Sequence[Any]) -> str:
     """``?, ?, ?``: one placeholder per value, for ``IN (...)`` lists."""

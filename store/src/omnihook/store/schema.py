@@ -35,7 +35,7 @@ class _Step:
     statements: tuple[str, ...]
 
 
-_STEPS = (
+_STEPS: tuple[_Step, ...] = (
     _Step(
         1,
         (
@@ -123,6 +123,65 @@ _STEPS = (
                 response_text TEXT NOT NULL,
                 updated_at {time} NOT NULL,
                 PRIMARY KEY (url, room_id)
+            )""",
+        ),
+    ),
+)
+
+_STEPS += (
+    _Step(
+        2,
+        (
+            # What CRM adapters must remember between events: per adapter and key (a room, a
+            # visitor), the ids they created (a note to update in place instead of duplicating).
+            """CREATE TABLE crm_links (
+                adapter TEXT NOT NULL,
+                link_key TEXT NOT NULL,
+                data TEXT NOT NULL,
+                updated_at {time} NOT NULL,
+                PRIMARY KEY (adapter, link_key)
+            )""",
+            # The embedded SQL CRM: one contact per visitor, one conversation per room, its messages.
+            """CREATE TABLE crm_contacts (
+                id {id},
+                contact_key TEXT NOT NULL UNIQUE,
+                visitor_id TEXT,
+                username TEXT,
+                name TEXT,
+                first_name TEXT,
+                last_name TEXT,
+                email TEXT,
+                phone TEXT,
+                department TEXT,
+                custom_fields TEXT NOT NULL DEFAULT '{{}}',
+                first_seen {time} NOT NULL,
+                last_seen {time} NOT NULL
+            )""",
+            "CREATE INDEX crm_contacts_email ON crm_contacts (email)",
+            """CREATE TABLE crm_conversations (
+                room_id TEXT PRIMARY KEY,
+                contact_id BIGINT REFERENCES crm_contacts (id),
+                status TEXT NOT NULL,
+                department_id TEXT,
+                agent TEXT,
+                tags TEXT NOT NULL DEFAULT '[]',
+                custom_fields TEXT NOT NULL DEFAULT '{{}}',
+                started_at {time},
+                closed_at {time},
+                closer TEXT,
+                last_event TEXT NOT NULL,
+                updated_at {time} NOT NULL
+            )""",
+            "CREATE INDEX crm_conversations_contact ON crm_conversations (contact_id)",
+            """CREATE TABLE crm_messages (
+                room_id TEXT NOT NULL,
+                message_key TEXT NOT NULL,
+                ts {time} NOT NULL,
+                author TEXT NOT NULL,
+                author_kind TEXT NOT NULL,
+                text TEXT NOT NULL,
+                edited INTEGER NOT NULL DEFAULT 0,
+                PRIMARY KEY (room_id, message_key)
             )""",
         ),
     ),
