@@ -25,12 +25,14 @@ class TokenSourceError(ValueError):
 
 
 def read_tokens(
-    token_file: Path | None = None, environ: Mapping[str, str] | None = None
+    token_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    token_env: str = TOKEN_ENV,
 ) -> list[str]:
-    """The configured tokens: from ``token_file`` if given, else from ``OMNIHOOK_TOKEN``.
+    """The configured tokens: from ``token_file`` if given, else from the ``token_env`` variable.
 
-    ``OMNIHOOK_TOKEN`` is comma-separated; a token file has one token per line (blank lines and
-    ``#`` comments ignored). Returns ``[]`` when neither is set.
+    The variable (``OMNIHOOK_TOKEN`` by default) is comma-separated; a token file has one token
+    per line (blank lines and ``#`` comments ignored). Returns ``[]`` when neither is set.
     """
     if token_file is not None:
         try:
@@ -43,5 +45,5 @@ def read_tokens(
             raise TokenSourceError(f"token file {token_file} holds no token")
         return tokens
     env = os.environ if environ is None else environ
-    value = env.get(TOKEN_ENV, "")
+    value = env.get(token_env, "")
     return [token.strip() for token in value.split(",") if token.strip()]

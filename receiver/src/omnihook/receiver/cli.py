@@ -15,13 +15,16 @@ from typing import Any, TypeVar
 
 import click
 import uvicorn
+from click.core import ParameterSource
 
 from omnihook.contracts.tokens import TOKEN_ENV, TokenSourceError, read_tokens
-from omnihook.store import Store, StoreError, favour_database_threads, parse_store_url
+from omnihook.store import Store, StoreError, favour_database_threads
 from omnihook.store.cli import store_option
 
 from .app import DEFAULT_MAX_BODY_BYTES, DEFAULT_PATH, create_app
+from .bridge import BridgeConfig, BridgeConfigError, build_adapters, load_bridge_config
 from .console import logging_router
+from .crm import SqlCrmAdapter
 from .router import Router
 from .worker import HandlingPolicy, Worker
 
@@ -41,15 +44,17 @@ class _Tokens:
         self.source = source
 
 
-def resolve_tokens(token_file: Path | None, insecure_no_token: bool, default_file: Path) -> _Tokens:
-    """Tokens from ``--token-file``, else ``OMNIHOOK_TOKEN``, else the default token file,
-    which is created with a new random token (printed once) when it does not exist yet."""
+def resolve_tokens(
+    token_file: Path | None, insecure_no_token: bool, default_file: Path, token_env: str = TOKEN_ENV
+) -> _Tokens:
+    """Tokens from ``--token-file``, else the ``token_env`` variable (``OMNIHOOK_TOKEN``), else
+    the default token file, created with a new random token (printed once) when missing."""
     try:
         if token_file is not None:
             return _Tokens(read_tokens(token_file), f"token file {token_file}")
-        from_env = read_tokens()
+        from_env = read_tokens(token_env=token_env)
         if from_env:
-            return _Tokens(from_env, TOKEN_ENV)
+            return _Tokens(from_env, token_env)
         if insecure_no_token:
             return _Tokens([], "none (--insecure-no-token)")
         if default_file.exists():
@@ -152,9 +157,7 @@ def _policy(max_attempts: int, max_age: float, handler_timeout: float) -> Handli
     return HandlingPolicy(attempts=max_attempts, max_age=max_age, handler_timeout=handler_timeout)
 
 
-def _router_from(app_spec: str | None) -> Router:
-    if app_spec is None:
-        return logging_router()
+def _router_from(app_spec: str) -> Router:
     target = load_app_target(app_spec)
     if isinstance(target, Router):
         return target
@@ -182,6 +185,63 @@ _log_level_option = click.option(
 )
 
 
+_config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="OMNIHOOK_CONFIG",
+    help="A bridge file (receiver settings, store, [[crm]] adapters); flags given override it.",
+)
+
+
+class _Settings:
+    """The values to run with: a flag given on the command line (or by its environment variable)
+    wins over the bridge file, which wins over the flag's default."""
+
+    def __init__(self, ctx: click.Context, config: BridgeConfig | None) -> None:
+        self._ctx = ctx
+        self._file = config.receiver if config is not None else None
+
+    def __call__(self, parameter: str, file_key: str | None = None) -> Any:
+        value = self._ctx.params[parameter]
+        source = self._ctx.get_parameter_source(parameter)
+        if self._file is None or source not in (ParameterSource.DEFAULT, None):
+            return value
+        return getattr(self._file, file_key or parameter)
+
+
+def _load_config(config_path: Path | None) -> BridgeConfig | None:
+    if config_path is None:
+        return None
+    try:
+        return load_bridge_config(config_path)
+    except BridgeConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _assemble(
+    app_router: Router | None, config: BridgeConfig | None, store: Store | None
+) -> Router:
+    """The router to run: the user's (or one that logs every event), then the CRM adapters of the
+    bridge file; without a file and with a store, the SQL CRM keeps a customer record."""
+    router = Router()
+    router.include(app_router if app_router is not None else logging_router())
+    if config is not None:
+        try:
+            adapters = build_adapters(config, store)
+        except BridgeConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+    else:
+        adapters = [SqlCrmAdapter(store)] if store is not None and app_router is None else []
+    for adapter in adapters:
+        adapter.register(router)
+        logger.info("CRM adapter %s (%s) on %s", adapter.name, type(adapter).__name__,
+                    ", ".join(sorted(e.value for e in adapter.events)))  # fmt: skip
+    if store is not None:
+        router.add_cleanup(store.close)
+    return router
+
+
 @click.command()
 @click.option(
     "--app",
@@ -189,6 +249,7 @@ _log_level_option = click.option(
     metavar="MODULE:ATTR",
     help="Your Router or ASGI app (e.g. myhooks:router). Default: log every event.",
 )
+@_config_option
 @click.option(
     "--host",
     default="127.0.0.1",
@@ -238,8 +299,11 @@ _log_level_option = click.option(
     show_default=True,
     help="Log every HTTP request too.",
 )
+@click.pass_context
 def serve(
+    ctx: click.Context,
     app_spec: str | None,
+    config_path: Path | None,
     host: str,
     port: int,
     path: str,
@@ -259,45 +323,64 @@ def serve(
     """Receive Rocket.Chat's webhooks: check the token, store, answer, handle.
 
     Each delivery is committed to the store before Rocket.Chat gets its 200; a worker in this
-    process runs the handlers (more workers: `omnihook worker`). Point Rocket.Chat's Webhook URL
-    (Omnichannel > Webhooks) at http://HOST:PORT/PATH.
+    process runs the handlers (more workers: `omnihook worker`). With no app and no bridge file,
+    every event is logged and kept as a customer record in the store (`omnihook contacts list`).
+    Point Rocket.Chat's Webhook URL (Omnichannel > Webhooks) at http://HOST:PORT/PATH.
     """
     _configure_logging(log_level)
-    target = load_app_target(app_spec) if app_spec else logging_router()
-    if isinstance(target, Router):
-        tokens = resolve_tokens(token_file, insecure_no_token, DEFAULT_TOKEN_FILE)
-        asgi_app: Any = create_app(
-            target,
-            tokens.tokens,
-            path=path,
-            max_body_bytes=max_body_bytes,
-            insecure_no_token=insecure_no_token,
-            store=None if no_store else store_url,
-            run_worker=not no_worker,
-            handling=_policy(max_attempts, max_age, handler_timeout),
-            worker_concurrency=concurrency,
-        )
-        if not tokens.tokens:
-            logger.warning("accepting requests WITHOUT a token check (--insecure-no-token)")
-        else:
-            logger.info("accepting %d token(s) from %s", len(tokens.tokens), tokens.source)
-        if no_store:
-            logger.info("no store: handlers run before each answer, nothing is kept")
-        else:
-            favour_database_threads()
-            where = "in this process" if not no_worker else "in `omnihook worker` processes"
-            logger.info("store: %s; handling %s", parse_store_url(store_url).display, where)
-        logger.info("webhook URL: http://%s:%d%s", host, port, path)
-    elif callable(target):
-        asgi_app = target
+    config = _load_config(config_path)
+    pick = _Settings(ctx, config)
+    host, port, path = pick("host"), pick("port"), pick("path")
+    chosen_store: str | None = pick("store_url", "store")
+    if no_store:
+        chosen_store = None
+    target = load_app_target(app_spec) if app_spec else None
+    if target is not None and not isinstance(target, Router):
+        if not callable(target):
+            raise click.BadParameter(
+                f"{app_spec} is a {type(target).__name__}; expected a Router or an ASGI app",
+                param_hint="--app",
+            )
         logger.info(
             "serving %s as is: token checks, paths and storage are that app's own", app_spec
         )
-    else:
-        raise click.BadParameter(
-            f"{app_spec} is a {type(target).__name__}; expected a Router or an ASGI app",
-            param_hint="--app",
+        uvicorn.run(
+            target,
+            host=host,
+            port=port,
+            log_level=log_level,
+            access_log=access_log,
+            log_config=None,
         )
+        return
+    token_env = config.receiver.token_env if config is not None else TOKEN_ENV
+    config_token_file = config.receiver.token_file if config is not None else None
+    tokens = resolve_tokens(token_file or (Path(config_token_file) if config_token_file else None),
+                            insecure_no_token, DEFAULT_TOKEN_FILE, token_env)  # fmt: skip
+    store = Store(chosen_store) if chosen_store else None
+    router = _assemble(target, config, store)
+    asgi_app = create_app(
+        router,
+        tokens.tokens,
+        path=path,
+        max_body_bytes=pick("max_body_bytes"),
+        insecure_no_token=insecure_no_token,
+        store=store,
+        run_worker=not no_worker,
+        handling=_policy(pick("max_attempts"), pick("max_age"), pick("handler_timeout")),
+        worker_concurrency=pick("concurrency"),
+    )
+    if not tokens.tokens:
+        logger.warning("accepting requests WITHOUT a token check (--insecure-no-token)")
+    else:
+        logger.info("accepting %d token(s) from %s", len(tokens.tokens), tokens.source)
+    if store is None:
+        logger.info("no store: handlers run before each answer, nothing is kept")
+    else:
+        favour_database_threads()
+        where = "in this process" if not no_worker else "in `omnihook worker` processes"
+        logger.info("store: %s; handling %s", store.config.display, where)
+    logger.info("webhook URL: http://%s:%d%s", host, port, path)
     uvicorn.run(
         asgi_app, host=host, port=port, log_level=log_level, access_log=access_log, log_config=None
     )
@@ -310,6 +393,7 @@ def serve(
     metavar="MODULE:ATTR",
     help="Your Router (e.g. myhooks:router). Default: log every event.",
 )
+@_config_option
 @store_option
 @_handling_options
 @click.option(
@@ -327,8 +411,11 @@ def serve(
     help="Seconds after which another worker takes over an event this one holds (if it died).",
 )
 @_log_level_option
+@click.pass_context
 def worker(
+    ctx: click.Context,
     app_spec: str | None,
+    config_path: Path | None,
     store_url: str,
     concurrency: int,
     max_attempts: int,
@@ -341,14 +428,21 @@ def worker(
     """Handle stored events with your handlers, beside `omnihook serve`.
 
     Run as many as you like, on this machine or (with a PostgreSQL store) on others: each event
-    is handled by one worker, each room's events one at a time in arrival order. Stops on
-    Ctrl-C or SIGTERM, finishing or handing back the events it holds.
+    is handled by one worker, each room's events one at a time in arrival order. Give it the same
+    --app and --config as the server. Stops on Ctrl-C or SIGTERM, finishing or handing back the
+    events it holds.
     """
     _configure_logging(log_level)
     favour_database_threads()
-    router = _router_from(app_spec)
-    policy = _policy(max_attempts, max_age, handler_timeout)
-    asyncio.run(_run_worker(Store(store_url), router, policy, concurrency, grace, lease))
+    config = _load_config(config_path)
+    pick = _Settings(ctx, config)
+    store_url = pick("store_url", "store")
+    if store_url is None:
+        raise click.UsageError("a worker needs a store; the bridge file sets store = false")
+    store = Store(store_url)
+    router = _assemble(_router_from(app_spec) if app_spec else None, config, store)
+    policy = _policy(pick("max_attempts"), pick("max_age"), pick("handler_timeout"))
+    asyncio.run(_run_worker(store, router, policy, pick("concurrency"), grace, lease))
 
 
 async def _run_worker(
@@ -377,4 +471,3 @@ async def _run_worker(
         await running.stop(grace)
         await task
         await router.aclose()
-        await store.close()

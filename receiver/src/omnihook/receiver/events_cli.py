@@ -57,7 +57,7 @@ def list_events(
         where = (f" with status {status}" if status else "") + (
             f" in room {room_id}" if room_id else ""
         )
-        console.print(f"no events{where}")
+        click.echo(f"no events{where}")
     else:
         columns = (
             "id",

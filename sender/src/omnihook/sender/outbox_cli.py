@@ -56,7 +56,7 @@ def list_entries(
         return
     console = Console()
     if not found:
-        console.print("no deliveries" + (f" with status {status}" if status else ""))
+        click.echo("no deliveries" + (f" with status {status}" if status else ""))
     else:
         columns = (
             "id",

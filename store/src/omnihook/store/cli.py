@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from . import Store
 from .config import DEFAULT_STORE_URL, STORE_ENV, parse_store_url
@@ -90,7 +91,7 @@ def print_table(
     for index, column in enumerate(columns):
         table.add_column(column, overflow="fold" if index == len(columns) - 1 else "ellipsis")
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(Text(cell) for cell in row))  # data, not markup: "[file: x]" stays
     console.print(table)
 
 
@@ -100,7 +101,7 @@ def print_details(console: Console, pairs: Iterable[tuple[str, str]]) -> None:
     details.add_column(style="bold")
     details.add_column()
     for label, value in pairs:
-        details.add_row(label, value)
+        details.add_row(label, Text(value))
     console.print(details)
 
 
@@ -111,4 +112,4 @@ def print_payload(console: Console, body: bytes) -> None:
     try:
         console.print_json(text)
     except ValueError:
-        console.print(text)
+        console.print(Text(text))

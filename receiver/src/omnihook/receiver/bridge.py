@@ -1,0 +1,329 @@
+"""``bridge.toml``: receiver settings, the store and CRM adapters, from one file, validated at
+start with messages that name the bad key (``crm[1].token_env: ...``).
+
+Secrets never sit in the file: every secret setting is a ``*_env`` key naming an environment
+variable. See ``examples/*.toml`` for a working file per CRM.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from omnihook.contracts import EventType, format_path
+from omnihook.store import DEFAULT_STORE_URL, Store, parse_store_url
+
+from .app import DEFAULT_MAX_BODY_BYTES, DEFAULT_PATH
+from .crm import (
+    DEFAULT_PERSON_EVENTS,
+    DEFAULT_TRANSCRIPT_EVENTS,
+    CrmAdapter,
+    HttpForwardAdapter,
+    HubSpotAdapter,
+    SalesforceAdapter,
+    SqlCrmAdapter,
+    ZohoAdapter,
+)
+from .crm.base import LinkStore, MemoryLinks
+
+__all__ = ["BridgeConfig", "BridgeConfigError", "build_adapters", "load_bridge_config"]
+
+_SECRET_KEYS = {
+    "token",
+    "secret",
+    "password",
+    "client_secret",
+    "refresh_token",
+    "client_id",
+    "api_key",
+}
+
+
+class BridgeConfigError(ValueError):
+    """A bridge file that cannot be used; the message names the key and what is wrong."""
+
+
+class _Block(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ReceiverSettings(_Block):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    path: str = DEFAULT_PATH
+    token_env: str = "OMNIHOOK_TOKEN"
+    token_file: str | None = None
+    store: str | None = DEFAULT_STORE_URL
+    """``None`` (``store = false`` in the file) for inline mode."""
+    max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, ge=1)
+    concurrency: int = Field(8, ge=1)
+    max_attempts: int = Field(8, ge=1)
+    max_age: float = Field(86400.0, gt=0)
+    handler_timeout: float = Field(60.0, gt=0)
+    chat_url: str | None = None
+    """Link back to a chat in transcripts, with ``{room_id}``; each [[crm]] block may override it."""
+
+    @field_validator("store", mode="before")
+    @classmethod
+    def _store(cls, value: Any) -> Any:
+        if value is False:
+            return None
+        if isinstance(value, str):
+            parse_store_url(value)
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"must start with '/', got {value!r}")
+        return value
+
+
+class _CrmBlock(_Block):
+    name: str | None = None
+    chat_url: str | None = None
+
+
+class _RecordBlock(_CrmBlock):
+    field_map: dict[str, str] = Field(default_factory=dict)
+    """Rocket.Chat custom field (visitor's or room's) → CRM field."""
+    person_events: list[str] | None = None
+    transcript_events: list[str] | None = None
+    timeout: float = Field(10.0, gt=0)
+
+
+class HubSpotBlock(_RecordBlock):
+    kind: Literal["hubspot"]
+    token_env: str
+    base_url: str = "https://api.hubapi.com"
+    api_prefix: str = "/crm/v3"
+    owner_from_agent: bool = True
+
+
+class ZohoBlock(_RecordBlock):
+    kind: Literal["zoho"]
+    client_id_env: str
+    client_secret_env: str
+    refresh_token_env: str
+    accounts_url: str = "https://accounts.zoho.com"
+    api_version: str = "v8"
+    module: Literal["Leads", "Contacts"] = "Leads"
+    duplicate_check_fields: list[str] = Field(default_factory=lambda: ["Email"])
+    lead_source: str | None = "Chat"
+
+
+class SalesforceBlock(_RecordBlock):
+    kind: Literal["salesforce"]
+    domain_url: str
+    client_id_env: str
+    client_secret_env: str
+    external_id_field: str = "RC_Visitor_Id__c"
+    external_id_source: Literal["visitor_id", "email"] = "visitor_id"
+    company: str = "[not provided]"
+    lead_source: str | None = "Chat"
+    api_version: str = "v62.0"
+
+
+class HttpBlock(_CrmBlock):
+    kind: Literal["http"]
+    url: str
+    token_env: str | None = None
+    token_header: str = "X-RocketChat-Livechat-Token"
+    include: list[str] | None = None
+    """Dotted fields to forward (``visitor.email``); the whole payload when absent."""
+    events: list[str] | None = None
+    timeout: float = Field(5.0, gt=0)
+    attempts: int = Field(3, ge=1)
+    delay: float = Field(1.0, ge=0)
+
+
+class SqlBlock(_CrmBlock):
+    kind: Literal["sql"]
+
+
+CrmBlock = Annotated[
+    HubSpotBlock | ZohoBlock | SalesforceBlock | HttpBlock | SqlBlock, Field(discriminator="kind")
+]
+
+
+class BridgeConfig(_Block):
+    receiver: ReceiverSettings = Field(default_factory=lambda: ReceiverSettings())
+    crm: list[CrmBlock] = Field(default_factory=list)
+
+
+def load_bridge_config(path: Path) -> BridgeConfig:
+    """Read and validate a bridge file (environment variables are checked by :func:`build_adapters`)."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise BridgeConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise BridgeConfigError(f"{path} is not valid TOML: {exc}") from None
+    return parse_bridge_config(data, source=str(path))
+
+
+def parse_bridge_config(data: Mapping[str, Any], source: str = "bridge config") -> BridgeConfig:
+    problems = _secret_problems(data)
+    if problems:
+        raise BridgeConfigError(f"{source}: " + "; ".join(problems))
+    try:
+        config = BridgeConfig.model_validate(data)
+    except ValidationError as exc:
+        raise BridgeConfigError(
+            f"{source}: " + "; ".join(_explain(error, data) for error in exc.errors())
+        ) from None
+    names = [block.name or block.kind for block in config.crm]
+    for index, name in enumerate(names):
+        if names.index(name) != index:
+            raise BridgeConfigError(
+                f"{source}: crm[{index}].name: {name!r} is used twice; give each [[crm]] block its own name"
+            )
+    for index, block in enumerate(config.crm):
+        for key in ("person_events", "transcript_events", "events"):
+            for position, item in enumerate(getattr(block, key, None) or []):
+                try:
+                    EventType.lookup(item)
+                except ValueError as exc:
+                    raise BridgeConfigError(
+                        f"{source}: crm[{index}].{key}[{position}]: {exc}"
+                    ) from None
+        if isinstance(block, SqlBlock) and config.receiver.store is None:
+            raise BridgeConfigError(
+                f"{source}: crm[{index}]: the sql CRM keeps its tables in the store; set receiver.store"
+            )
+    return config
+
+
+def build_adapters(
+    config: BridgeConfig, store: Store | None, environ: Mapping[str, str] | None = None
+) -> list[CrmAdapter]:
+    """The configured adapters, with their secrets read from the environment now (so a missing
+    variable stops the start, naming the key)."""
+    env = os.environ if environ is None else environ
+    links: LinkStore = store.crm_links if store is not None else MemoryLinks()
+    adapters: list[CrmAdapter] = []
+    for index, block in enumerate(config.crm):
+        where = f"crm[{index}]"
+
+        def secret(key: str, block: Any = block, where: str = where) -> str:
+            variable = getattr(block, key)
+            value = env.get(variable, "")
+            if not value:
+                raise BridgeConfigError(
+                    f"{where}.{key}: environment variable {variable} is not set"
+                )
+            return value
+
+        name = block.name or block.kind
+        chat_url = block.chat_url or config.receiver.chat_url
+        adapter: CrmAdapter
+        if isinstance(block, HubSpotBlock):
+            adapter = HubSpotAdapter(
+                name, token=secret("token_env"), token_setting=f"{where}.token_env ({block.token_env})",
+                base_url=block.base_url, api_prefix=block.api_prefix, owner_from_agent=block.owner_from_agent,
+                timeout=block.timeout, **_record_options(block, links, chat_url),
+            )  # fmt: skip
+        elif isinstance(block, ZohoBlock):
+            adapter = ZohoAdapter(
+                name, client_id=secret("client_id_env"), client_secret=secret("client_secret_env"),
+                refresh_token=secret("refresh_token_env"),
+                settings={key: f"{where}.{key}_env ({getattr(block, key + '_env')})"
+                          for key in ("client_id", "client_secret", "refresh_token")},
+                accounts_url=block.accounts_url, api_version=block.api_version, module=block.module,
+                duplicate_check_fields=tuple(block.duplicate_check_fields), lead_source=block.lead_source,
+                timeout=block.timeout, **_record_options(block, links, chat_url),
+            )  # fmt: skip
+        elif isinstance(block, SalesforceBlock):
+            adapter = SalesforceAdapter(
+                name, domain_url=block.domain_url, client_id=secret("client_id_env"),
+                client_secret=secret("client_secret_env"),
+                settings={key: f"{where}.{key}_env ({getattr(block, key + '_env')})"
+                          for key in ("client_id", "client_secret")},
+                external_id_field=block.external_id_field, external_id_source=block.external_id_source,
+                company=block.company, lead_source=block.lead_source, api_version=block.api_version,
+                timeout=block.timeout, **_record_options(block, links, chat_url),
+            )  # fmt: skip
+        elif isinstance(block, HttpBlock):
+            adapter = HttpForwardAdapter(
+                name, url=block.url, token=secret("token_env") if block.token_env else None,
+                token_header=block.token_header, fields=block.include,
+                events=[EventType.lookup(e) for e in block.events] if block.events else None,
+                timeout=block.timeout, attempts=block.attempts, delay=block.delay, links=links,
+            )  # fmt: skip
+        else:
+            if store is None:
+                raise BridgeConfigError(f"{where}: the sql CRM needs a store")
+            adapter = SqlCrmAdapter(store, name)
+        adapters.append(adapter)
+    return adapters
+
+
+def _record_options(block: _RecordBlock, links: LinkStore, chat_url: str | None) -> dict[str, Any]:
+    return {
+        "links": links,
+        "chat_url": chat_url,
+        "field_map": block.field_map,
+        "person_events": _events(block.person_events, DEFAULT_PERSON_EVENTS),
+        "transcript_events": _events(block.transcript_events, DEFAULT_TRANSCRIPT_EVENTS),
+    }
+
+
+def _events(names: list[str] | None, default: frozenset[EventType]) -> frozenset[EventType]:
+    return default if names is None else frozenset(EventType.lookup(name) for name in names)
+
+
+def _secret_problems(data: Mapping[str, Any]) -> list[str]:
+    problems = []
+    for index, block in enumerate(data.get("crm") or []):
+        if isinstance(block, Mapping):
+            for key in block:
+                if key in _SECRET_KEYS:
+                    problems.append(
+                        f"crm[{index}].{key}: secrets do not go in the file; put it in an environment "
+                        f'variable and name it: {key}_env = "VARIABLE"'
+                    )
+    return problems
+
+
+def _explain(error: Any, data: Mapping[str, Any]) -> str:
+    loc = [
+        part
+        for part in error["loc"]
+        if part not in ("hubspot", "zoho", "salesforce", "http", "sql")
+    ]
+    path = format_path(loc)
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        known = _known_keys(loc[:-1], data)
+        guess = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f" (did you mean {guess[0]}?)" if guess else ""
+        return f"{path}: unknown key{hint}"
+    if kind == "missing":
+        return f"{path}: required key is missing"
+    if kind == "union_tag_invalid" or kind == "union_tag_not_found":
+        return f"{path}.kind: must be one of hubspot, zoho, salesforce, http, sql"
+    return f"{path}: {error['msg'][0].lower()}{error['msg'][1:]}"
+
+
+def _known_keys(loc: list[Any], data: Mapping[str, Any]) -> list[str]:
+    if not loc:
+        return list(BridgeConfig.model_fields)
+    if loc[0] == "receiver":
+        return list(ReceiverSettings.model_fields)
+    if loc[0] == "crm" and len(loc) > 1:
+        blocks = data.get("crm") or []
+        kind = (
+            blocks[loc[1]].get("kind") if isinstance(loc[1], int) and loc[1] < len(blocks) else None
+        )
+        models: dict[str, type[BaseModel]] = {"hubspot": HubSpotBlock, "zoho": ZohoBlock,
+                                              "salesforce": SalesforceBlock, "http": HttpBlock, "sql": SqlBlock}  # fmt: skip
+        model = models.get(kind or "")
+        return list(model.model_fields) if model else []
+    return []
