@@ -71,6 +71,11 @@ async def test_insert_then_update_and_the_transcript_in_one_composite_call(
         1
     ] == f"/services/data/v62.0/sobjects/Task/{task_id}"
     assert answers[-1] == {"salesforce": {"leadId": lead_id, "taskId": task_id}}
+    [close] = [e for e in await bridge.events() if e.type == "LivechatSession"]
+    await bridge.store.events.replay([close.id], now=bridge.now, all_handlers=True)
+    await bridge.worker.drain()  # a redelivered close
+    assert list(salesforce.tasks) == [task_id]
+    assert list(salesforce.leads) == [lead_id]
 
 
 async def test_an_expired_session_gets_one_new_token(

@@ -72,6 +72,11 @@ async def test_close_adds_a_note_and_the_edit_updates_it(
     assert note["Note_Title"] == "Chat transcript hX4Lq2rNwPZ8Kc7Ry"
     assert "Tags: shipping, vip, refund" in note["Note_Content"]  # the edit's content
     assert len(zoho.requests("PUT", f"/crm/v8/Notes/{note_id}")) == 1
+    [close] = [e for e in await bridge.events() if e.type == "LivechatSession"]
+    await bridge.store.events.replay([close.id], now=bridge.now, all_handlers=True)
+    await bridge.worker.drain()  # a redelivered close
+    assert list(zoho.notes) == [note_id]
+    assert len(zoho.requests("PUT", f"/crm/v8/Notes/{note_id}")) == 2
 
 
 async def test_an_expired_token_is_refreshed_once_and_the_call_retried(
