@@ -296,6 +296,20 @@ class RecordAdapter(CrmAdapter):
         return event.room_id or f"person:{person.key}"
 
 
+def require_credentials(
+    adapter: str, crm: str, values: Mapping[str, str], settings: Mapping[str, str]
+) -> dict[str, str]:
+    """``values`` (credential → value) when none is empty; else a configuration error naming
+    the setting to fix (``settings``: credential → setting name)."""
+    for credential, value in values.items():
+        if not value:
+            label = credential.replace("_", " ")
+            raise CrmConfigError(
+                f"{adapter}: no {crm} {label} (set {settings.get(credential, credential)})"
+            )
+    return dict(values)
+
+
 class HttpCrm:
     """An httpx client with the failure classes every adapter needs."""
 

@@ -30,6 +30,7 @@ from .base import (
     chat_time,
     iso_utc,
     json_of,
+    require_credentials,
     transcript_text,
 )
 
@@ -57,9 +58,9 @@ class HubSpotAdapter(RecordAdapter):
         **options: Any,
     ) -> None:
         super().__init__(name, **options)
-        if not token:
-            raise CrmConfigError(f"{name}: no HubSpot token (set {token_setting})")
-        self._token = token
+        self._token = require_credentials(
+            name, "HubSpot", {"token": token}, {"token": token_setting}
+        )["token"]
         self._token_setting = token_setting
         self._base = base_url.rstrip("/") + "/" + api_prefix.strip("/")
         self._owner_from_agent = owner_from_agent

@@ -27,6 +27,7 @@ from .base import (
     RecordAdapter,
     chat_time,
     json_of,
+    require_credentials,
     transcript_text,
 )
 
@@ -60,17 +61,17 @@ class SalesforceAdapter(RecordAdapter):
             "client_id": "client_id_env",
             "client_secret": "client_secret_env",
         }
-        for value, setting in ((client_id, "client_id"), (client_secret, "client_secret")):
-            if not value:
-                raise CrmConfigError(
-                    f"{name}: no Salesforce {setting.replace('_', ' ')} (set {self._settings[setting]})"
-                )
         if external_id_source not in ("visitor_id", "email"):
             raise CrmConfigError(
                 f"{name}: external_id_source must be visitor_id or email, got {external_id_source!r}"
             )
         self._domain_url = domain_url.rstrip("/")
-        self._credentials = {"client_id": client_id, "client_secret": client_secret}
+        self._credentials = require_credentials(
+            name,
+            "Salesforce",
+            {"client_id": client_id, "client_secret": client_secret},
+            self._settings,
+        )
         self._external_id_field = external_id_field
         self._external_id_source = external_id_source
         self._company = company

@@ -23,6 +23,7 @@ from .base import (
     Person,
     RecordAdapter,
     json_of,
+    require_credentials,
     transcript_text,
 )
 
@@ -57,20 +58,16 @@ class ZohoAdapter(RecordAdapter):
             "client_secret": "client_secret_env",
             "refresh_token": "refresh_token_env",
         }
-        for value, setting in (
-            (client_id, "client_id"),
-            (client_secret, "client_secret"),
-            (refresh_token, "refresh_token"),
-        ):
-            if not value:
-                raise CrmConfigError(
-                    f"{name}: no Zoho {setting.replace('_', ' ')} (set {self._settings[setting]})"
-                )
-        self._credentials = {
-            "client_id": client_id,
-            "client_secret": client_secret,
-            "refresh_token": refresh_token,
-        }
+        self._credentials = require_credentials(
+            name,
+            "Zoho",
+            {
+                "client_id": client_id,
+                "client_secret": client_secret,
+                "refresh_token": refresh_token,
+            },
+            self._settings,
+        )
         self._accounts_url = accounts_url.rstrip("/")
         self._api_version = api_version
         self.module = module
