@@ -379,3 +379,28 @@ def _key_orders(node: Any, path: str = "") -> dict[str, list[str]]:
 def test_nested_key_order_is_rocket_chats(name: str) -> None:
     document = samples.sample(name)
     assert _key_orders(parse_event(document).to_dict()) == _key_orders(document)
+
+
+def test_check_payload_holds_senders_to_rocket_chats_exact_date_form() -> None:
+    from omnihook.contracts import check_payload
+
+    document = samples.sample("chat-close")
+    document["messages"][1]["ts"] = "2025-03-14T09:31:10Z"  # valid ISO, not Rocket.Chat's form
+    document["servedBy"]["ts"] = "2025-03-14T10:33:30.519+01:00"
+    document["extra"] = True
+    check = check_payload(json.dumps(document))
+    assert not check.ok
+    assert [p.path for p in check.problems] == ["servedBy.ts", "messages[1].ts"]
+    assert check.problems[1].message == (
+        "not a Rocket.Chat date: expected the form 2025-01-01T10:00:00.000Z, got '2025-03-14T09:31:10Z'"
+    )
+    assert check.notes == ("unknown field extra",)
+    assert check.lines()[-1] == "note: unknown field extra"
+    assert check_payload(samples.sample("chat-close")).ok
+    unknown = check_payload({"type": "Future", "_id": "R"})
+    assert unknown.ok
+    assert unknown.notes == ("unknown event type 'Future' (a newer Rocket.Chat?)",)
+    broken = check_payload(b"[1]")
+    assert broken.event is None
+    assert broken.error is not None
+    assert broken.error.reason == "not_object"

@@ -7,6 +7,7 @@
 """
 
 from . import samples
+from .check import PayloadCheck, check_payload
 from .dates import RocketChatDate, format_date, utc_now
 from .event_type import ADMIN_SWITCHES, AdminSwitch, EventType
 from .events import (
@@ -77,6 +78,7 @@ __all__ = [
     "NavigationPage",
     "OfflineVisitor",
     "OldServedBy",
+    "PayloadCheck",
     "Problem",
     "RocketChatDate",
     "RoomEvent",
@@ -87,6 +89,7 @@ __all__ = [
     "VisitorPhone",
     "WireEvent",
     "WireModel",
+    "check_payload",
     "encode_json",
     "format_date",
     "format_path",

@@ -16,9 +16,9 @@ from typing import Any
 
 import click
 
+from .check import check_payload
 from .event_type import EventType
 from .events import UnknownEvent
-from .parsing import ContractError, parse_event, unknown_fields
 from .schema import json_schema
 
 __all__ = ["COMMAND_GROUP", "main", "root"]
@@ -134,12 +134,18 @@ def _report(where: str, document: Any, quiet: bool) -> bool:
     if isinstance(document, _Unreadable):
         click.echo(f"{where}: cannot read: {document.reason}")
         return False
-    try:
-        event = parse_event(document if isinstance(document, dict | str) else json.dumps(document))
-    except ContractError as exc:
-        label = {"not_json": "not JSON", "not_object": "not a JSON object"}.get(exc.reason)
-        click.echo(f"{where}: {label or f'invalid {exc.event_type}'}")
-        for problem in exc.problems:
+    check = check_payload(document if isinstance(document, dict | str) else json.dumps(document))
+    event = check.event
+    if event is None or not check.ok:
+        error = check.error
+        label = (
+            {"not_json": "not JSON", "not_object": "not a JSON object"}.get(error.reason)
+            if error
+            else None
+        )
+        kind = error.event_type if error else event.type if event else None
+        click.echo(f"{where}: {label or 'invalid ' + (kind or 'payload')}")
+        for problem in check.problems:
             click.echo(f"  {problem}")
         return False
     if isinstance(event, UnknownEvent):
@@ -147,13 +153,12 @@ def _report(where: str, document: Any, quiet: bool) -> bool:
             f"{where}: unknown event type {event.type!r} (a newer Rocket.Chat?): accepted, kept as is"
         )
         return True
-    notes = [f"  note: unknown field {path} (kept)" for path in unknown_fields(event)]
-    if not quiet or notes:
+    if not quiet or check.notes:
         room = f", room {event.room_id}" if event.room_id else ""
         test = ", the Send Test sample" if event.is_test else ""
         click.echo(f"{where}: ok ({event.type}{room}{test})")
-        for note in notes:
-            click.echo(note)
+        for note in check.notes:
+            click.echo(f"  note: {note} (kept)")
     return True
 
 

@@ -7,14 +7,19 @@ import sys
 from pathlib import Path
 
 import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from omnihook.contracts import ContractError, parse_event, samples
 from omnihook.contracts.tokens import TOKEN_ENV, TokenSourceError, read_tokens
 
+from .chat import VERSIONS, Version
 from .policy import RetryPolicy
 from .sender import SEND_TEST_TIMEOUT, Attempt, Delivery, Payload, Sender
+from .simulate import Simulation, Step, play
 
-__all__ = ["send", "send_test"]
+__all__ = ["send", "send_test", "simulate"]
 
 _token_file_option = click.option(
     "--token-file",
@@ -161,3 +166,87 @@ def _finish(delivery: Delivery, success: str) -> None:
         return
     click.echo(f"failed: {delivery.error}", err=True)
     sys.exit(1)
+
+
+@click.command()
+@click.argument("url")
+@click.option(
+    "--chats",
+    default=100,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="How many chats to play.",
+)
+@click.option(
+    "--concurrency",
+    default=16,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Chats in flight at once.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    help="At most this many events per second.",
+)
+@click.option("--seed", default=0, show_default=True, help="The same seed plays the same chats.")
+@click.option("--version", "version", default="current", show_default=True, type=click.Choice(VERSIONS),
+              help="Payload shapes of a Rocket.Chat generation.")  # fmt: skip
+@click.option(
+    "--timeout", default=5.0, show_default=True, type=click.FloatRange(min=0, min_open=True)
+)
+@click.option("--policy", default="rocketchat", show_default=True,
+              type=click.Choice(["rocketchat", "documented", "exponential", "no-retry"]))  # fmt: skip
+@_token_file_option
+def simulate(
+    url: str,
+    chats: int,
+    concurrency: int,
+    rate: float | None,
+    seed: int,
+    version: Version,
+    timeout: float,
+    policy: str,
+    token_file: Path | None,
+) -> None:
+    """Play realistic simulated chats at URL, as Rocket.Chat would send them.
+
+    Shows a progress bar, then a table: events sent, 200s, retries, failures by status and
+    latency percentiles. Exits 1 if any delivery failed.
+    """
+    played = Simulation(seed=seed, version=version).chats(chats)
+    total = sum(len(chat.steps) for chat in played)
+    token = _token(token_file)
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("[bold]simulating"), BarColumn(), MofNCompleteColumn(), TextColumn("events"),
+        TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(), console=console,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("events", total=total, failed=0)
+        failed = 0
+
+        def advance(step: Step, delivery: Delivery) -> None:
+            nonlocal failed
+            failed += not delivery.ok
+            progress.update(task, advance=1, failed=failed)
+
+        report = asyncio.run(play(played, url, token=token, concurrency=concurrency, rate=rate, timeout=timeout,
+                                  policy=RetryPolicy.named(policy), on_delivery=advance))  # fmt: skip
+    table = Table(show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    for label, value in (
+        ("chats", f"{report.chats}"),
+        ("events sent", f"{report.events}"),
+        ("answered 200", f"{report.ok}"),
+        ("retries", f"{report.retries}"),
+        *((f"failed: {reason}", f"{count}") for reason, count in sorted(report.failures.items())),
+        ("events/s", f"{report.per_second:,.0f}"),
+        ("latency p50", f"{report.percentile(0.50):.1f} ms"),
+        ("latency p95", f"{report.percentile(0.95):.1f} ms"),
+        ("latency p99", f"{report.percentile(0.99):.1f} ms"),
+    ):
+        table.add_row(label, value)
+    Console().print(table)
+    if report.failures:
+        sys.exit(1)

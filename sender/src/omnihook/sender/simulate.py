@@ -1,0 +1,285 @@
+"""Realistic chats, generated the way Rocket.Chat would emit them, and played at an endpoint.
+
+>>> chats = Simulation(seed=7).chats(100)          # deterministic for a seed
+>>> report = await play(chats, "http://127.0.0.1:8000/rocketchat", token="s3cret")  # doctest: +SKIP
+
+A chat starts, queues, is taken (or abandoned in the queue), trades visitor and agent messages
+(some edited, some with a file or UIKit blocks), is sometimes forwarded to another agent or
+department, sometimes captures a lead, and closes by the agent (with a comment) or the visitor;
+some rooms are edited after close; a few visitors leave an offline message instead. Payloads
+evolve as Rocket.Chat's do: the history grows, ``servedBy`` appears once taken, ``crmData``
+echoes the endpoint's last 200 body for the room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from random import Random
+from typing import Any
+
+from .chat import AgentUser, ChatBuilder, Version, VisitorProfile, offline_message, random_id
+from .policy import RetryPolicy
+from .sender import Delivery, Sender
+
+__all__ = ["SimulatedChat", "Simulation", "SimulationReport", "Step", "play"]
+
+_FIRST = ["Jane", "Omar", "Ana", "Li", "Fatima", "Lucas", "Mia", "Noah", "Aiko", "Mateo", "Zoe", "Ivan",
+          "Priya", "Kwame", "Sofia", "Elif", "Tomás", "Hana", "Yusuf", "Grace"]  # fmt: skip
+_LAST = ["Doe", "Haddad", "Silva", "Wei", "Khan", "Martin", "Rossi", "Okafor", "Tanaka", "García",
+         "Novak", "Ivanova", "Patel", "Mensah", "Costa", "Yılmaz", "Müller", "Kim", "Dubois", "Smith"]  # fmt: skip
+_DOMAINS = ["example.com", "example.org", "mail.example.net"]
+_AGENTS = [AgentUser(random_id(Random(n)), u, name, f"{u}@support.example.com")
+           for n, (u, name) in enumerate([("agent.smith", "Agent Smith"), ("emma.brown", "Emma Brown"),
+                                          ("raj.iyer", "Raj Iyer"), ("lena.berg", "Lena Berg")])]  # fmt: skip
+_DEPARTMENTS = [random_id(Random(100 + n)) for n in range(3)]
+_TAGS = ["billing", "shipping", "refund", "vip", "bug", "sales", "feedback"]
+_VISITOR_LINES = [
+    "Hi, my order has not arrived yet.", "Can I change my delivery address?", "The app crashes on login.",
+    "Do you ship to Canada?", "I was charged twice this month.", "How do I reset my password?",
+    "Thanks, that helps!", "Is there a discount for students?", "It still does not work.",
+    "Great, thank you very much.", "Could you check order {order}?", "When will it be back in stock?",
+]  # fmt: skip
+_AGENT_LINES = [
+    "Hello! Let me check that for you.", "Could you give me your order number?", "I have refunded the duplicate charge.",
+    "It ships tomorrow morning.", "I have sent you a reset link.", "Is there anything else I can do?",
+    "I am forwarding you to a colleague who knows this best.", "Sorry for the wait.",
+]  # fmt: skip
+_CLOSING = [
+    "Resolved, have a nice day!",
+    "Refund issued.",
+    "Escalated to engineering.",
+    "Tracking number sent.",
+]
+_OFFLINE = [
+    "Please call me back tomorrow.",
+    "Do you ship to Canada?",
+    "I would like a quote for 20 seats.",
+]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One webhook of a chat: what happened, and how to build its payload (at send time, so that
+    ``crmData`` is what the endpoint answered last)."""
+
+    label: str
+    build: Callable[[], dict[str, Any]]
+
+
+@dataclass
+class SimulatedChat:
+    room_id: str | None
+    """``None`` for an offline message."""
+    steps: list[Step]
+    builder: ChatBuilder | None = None
+
+    def payloads(self) -> list[dict[str, Any]]:
+        """Every payload of the chat, built in order (without an endpoint's answers)."""
+        return [step.build() for step in self.steps]
+
+
+class Simulation:
+    """Deterministic chats for a seed, in the shape of a Rocket.Chat ``version``."""
+
+    def __init__(
+        self, seed: int = 0, version: Version = "current", start: datetime | None = None
+    ) -> None:
+        self.seed = seed
+        self.version: Version = version
+        self.start = start or datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
+
+    def chats(self, count: int) -> list[SimulatedChat]:
+        return [self.chat(index) for index in range(count)]
+
+    def chat(self, index: int) -> SimulatedChat:
+        """Chat number ``index`` (the same for the same seed, whatever else was generated)."""
+        rng = Random(f"{self.seed}:{index}")
+        started = self.start + timedelta(seconds=index * 7 + rng.randint(0, 6))
+        first, last = rng.choice(_FIRST), rng.choice(_LAST)
+        email = (
+            f"{first}.{last}@{rng.choice(_DOMAINS)}".lower().replace(" ", "")
+            if rng.random() < 0.8
+            else None
+        )
+        if rng.random() < 0.08:
+            text = rng.choice(_OFFLINE)
+            return SimulatedChat(None, [Step("offline message", lambda: offline_message(
+                f"{first} {last}", email or f"{first.lower()}@example.com", text, started))])  # fmt: skip
+        department = rng.choice(_DEPARTMENTS)
+        order = f"A-{rng.randint(10000, 99999)}"
+        visitor = VisitorProfile(
+            id=random_id(rng), token=random_id(rng), username=f"guest-{rng.randint(1, 99999)}",
+            name=f"{first} {last}" if rng.random() < 0.9 else None, email=email,
+            phone=f"+1555{rng.randint(1000000, 9999999)}" if rng.random() < 0.5 else None, department=department,
+            custom_fields={"plan": rng.choice(["free", "pro", "enterprise"]), "orderId": order} if rng.random() < 0.6 else {},
+        )  # fmt: skip
+        builder = ChatBuilder(
+            random_id(rng), visitor, started_at=started, department_id=department, version=self.version, rng=rng,
+            tags=rng.sample(_TAGS, rng.randint(0, 2)),
+            custom_fields={"orderId": order} if rng.random() < 0.4 else None,
+        )  # fmt: skip
+        steps: list[Step] = []
+
+        def add(label: str, build: Callable[[], dict[str, Any]]) -> None:
+            steps.append(Step(label, build))
+
+        add("start", builder.start)
+        add("queued", builder.queue)
+        said = 0
+
+        def visitor_line() -> str:
+            return rng.choice(_VISITOR_LINES).format(order=order)
+
+        if rng.random() < 0.1:  # abandoned in the queue
+            add("visitor message", lambda: builder.visitor_says(visitor_line()))
+            add("close", lambda: builder.close(by="visitor"))
+            return SimulatedChat(builder.room_id, steps, builder)
+        agent = rng.choice(_AGENTS)
+        add("taken", lambda: builder.take(agent))
+        for turn in range(rng.randint(3, 12)):
+            if turn % 2 == 0:
+                if rng.random() < 0.1:
+                    file = {"_id": random_id(rng), "name": rng.choice(["receipt.pdf", "screenshot.png"]),
+                            "type": "application/pdf", "size": rng.randint(1000, 90000)}  # fmt: skip
+                    add("visitor file", partial(builder.visitor_says, None, file=file))
+                else:
+                    add("visitor message", lambda: builder.visitor_says(visitor_line()))
+                said += 1
+                if visitor.email is None and rng.random() < 0.3:
+                    address = f"{first}.{last}@{rng.choice(_DOMAINS)}".lower()
+                    add(
+                        "visitor message",
+                        partial(builder.visitor_says, f"My email is {address}"),
+                    )
+                    add("lead capture", builder.lead_capture)
+            elif rng.random() < 0.05:
+                blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": "Rate this chat"}},
+                          {"type": "actions", "elements": [{"type": "button", "text": {"type": "plain_text", "text": "👍"}}]}]  # fmt: skip
+                add("agent blocks", partial(builder.agent_says, None, blocks=blocks))
+            else:
+                add("agent message", lambda: builder.agent_says(rng.choice(_AGENT_LINES)))
+            if said and rng.random() < 0.1:
+                add(
+                    "edited message", lambda: builder.edit_message(-1, "(edited) " + visitor_line())
+                )
+            if turn == 3 and rng.random() < 0.2:
+                if rng.random() < 0.5:
+                    colleague = rng.choice([a for a in _AGENTS if a != agent])
+                    add(
+                        "forwarded to agent",
+                        partial(builder.forward_to_agent, colleague),
+                    )
+                else:
+                    target = rng.choice([d for d in _DEPARTMENTS if d != department])
+                    add(
+                        "forwarded to department",
+                        partial(builder.forward_to_department, target),
+                    )
+                    add("taken", lambda: builder.take(rng.choice(_AGENTS)))
+        if rng.random() < 0.7:
+            add("close", lambda: builder.close(by="agent", comment=rng.choice(_CLOSING)))
+        else:
+            add("close", lambda: builder.close(by="visitor"))
+        if rng.random() < 0.15:
+            add(
+                "edit after close",
+                lambda: builder.edit_after_close(tags=[*builder.tags, "followed-up"]),
+            )
+        return SimulatedChat(builder.room_id, steps, builder)
+
+
+@dataclass
+class SimulationReport:
+    """What a simulation run did and what the endpoint answered."""
+
+    chats: int = 0
+    events: int = 0
+    ok: int = 0
+    retries: int = 0
+    failures: Counter[str] = field(default_factory=Counter)
+    latencies_ms: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def per_second(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+    def percentile(self, q: float) -> float:
+        if not self.latencies_ms:
+            return 0.0
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    def record(self, delivery: Delivery) -> None:
+        self.events += 1
+        self.retries += delivery.attempts - 1
+        self.latencies_ms += [attempt.elapsed * 1000 for attempt in delivery.history]
+        if delivery.ok:
+            self.ok += 1
+        else:
+            last = delivery.history[-1]
+            reason = f"HTTP {last.status}" if last.status is not None else (
+                "timeout" if "no answer" in (last.error or "") else "network error")  # fmt: skip
+            self.failures[reason] += 1
+
+
+class _Pace:
+    """At most ``rate`` starts per second, shared by every chat."""
+
+    def __init__(self, rate: float | None) -> None:
+        self._interval = 1 / rate if rate else 0.0
+        self._next = 0.0
+
+    async def wait(self) -> None:
+        if not self._interval:
+            return
+        now = time.monotonic()
+        slot = max(self._next, now)
+        self._next = slot + self._interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+
+async def play(
+    chats: list[SimulatedChat],
+    url: str,
+    *,
+    token: str | None = None,
+    concurrency: int = 16,
+    rate: float | None = None,
+    timeout: float = 5.0,
+    policy: RetryPolicy | None = None,
+    on_delivery: Callable[[Step, Delivery], None] | None = None,
+) -> SimulationReport:
+    """Play ``chats`` at ``url``: ``concurrency`` chats at once, each chat's events in order,
+    at most ``rate`` events per second overall; each room's 200 body comes back as crmData."""
+    report = SimulationReport(chats=len(chats))
+    pace = _Pace(rate)
+    queue: asyncio.Queue[SimulatedChat] = asyncio.Queue()
+    for chat in chats:
+        queue.put_nowait(chat)
+    started = time.perf_counter()
+    async with Sender(url, token=token, timeout=timeout, policy=policy or RetryPolicy.rocketchat(),
+                      max_connections=max(concurrency, 1)) as sender:  # fmt: skip
+
+        async def worker() -> None:
+            while not queue.empty():
+                chat = queue.get_nowait()
+                for step in chat.steps:
+                    await pace.wait()
+                    delivery = await sender.send(step.build())
+                    report.record(delivery)
+                    if delivery.ok and chat.builder is not None:
+                        chat.builder.crm_data = delivery.response_text
+                    if on_delivery is not None:
+                        on_delivery(step, delivery)
+
+        await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, len(chats))))))
+    report.seconds = time.perf_counter() - started
+    return report
