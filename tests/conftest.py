@@ -13,6 +13,8 @@ import pytest
 import uvicorn
 from pytest_httpserver import HTTPServer
 
+pytest_plugins = ["pytester"]  # the contract-testing kit is tested the way users run it
+
 
 @pytest.fixture(scope="session")
 def httpserver_listen_address() -> tuple[str, int]:

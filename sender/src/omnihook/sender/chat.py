@@ -173,6 +173,12 @@ class ChatBuilder:
 
     # -- messages ------------------------------------------------------------------------------
 
+    def opening_message(self, text: str) -> None:
+        """The visitor's first message, which opens the room: in the history of the start event
+        (Rocket.Chat creates the room for it), with no webhook of its own."""
+        visitor = (self.visitor.id, self.visitor.username, self.visitor.name)
+        self.messages.append(self._message(visitor, text, self._tick()))
+
     def visitor_says(
         self, text: str | None, *, file: dict[str, Any] | None = None
     ) -> dict[str, Any]:

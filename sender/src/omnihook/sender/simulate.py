@@ -129,12 +129,19 @@ class Simulation:
         def add(label: str, build: Callable[[], dict[str, Any]]) -> None:
             steps.append(Step(label, build))
 
-        add("start", builder.start)
-        add("queued", builder.queue)
         said = 0
 
         def visitor_line() -> str:
             return rng.choice(_VISITOR_LINES).format(order=order)
+
+        opening = visitor_line()
+
+        def start() -> dict[str, Any]:
+            builder.opening_message(opening)
+            return builder.start()
+
+        add("start", start)
+        add("queued", builder.queue)
 
         if rng.random() < 0.1:  # abandoned in the queue
             add("visitor message", lambda: builder.visitor_says(visitor_line()))
