@@ -63,15 +63,19 @@ def check_payload(data: bytes | bytearray | str | Mapping[str, Any]) -> PayloadC
     try:
         event = parse_event(data)
     except ContractError as exc:
-        return PayloadCheck(None, exc, exc.problems)
+        problems = list(exc.problems)
+        if exc.reason == "contract":  # an object: its dates can still be checked
+            raw = data if isinstance(data, Mapping) else json.loads(data)
+            seen = {problem.path for problem in problems}
+            problems += [p for p in _date_problems(raw) if p.path not in seen]
+        return PayloadCheck(None, exc, tuple(problems))
     if isinstance(event, UnknownEvent):
         return PayloadCheck(
             event, None, (), (f"unknown event type {event.type!r} (a newer Rocket.Chat?)",)
         )
     raw = data if isinstance(data, Mapping) else json.loads(data)  # it parsed, so it is JSON
-    problems = tuple(_date_problems(raw))
     notes = tuple(f"unknown field {path}" for path in unknown_fields(event))
-    return PayloadCheck(event, None, problems, notes)
+    return PayloadCheck(event, None, tuple(_date_problems(raw)), notes)
 
 
 def _date_problems(document: Mapping[str, Any]) -> Iterator[Problem]:

@@ -30,7 +30,14 @@ from .router import HandlerContext, HandlerFailures, Router
 from .verification import TOKEN_HEADER, TokenCheck, TokenVerifier
 from .worker import HandlingPolicy, Worker
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_PATH", "create_app"]
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_PATH",
+    "BodyTooLarge",
+    "create_app",
+    "json_error",
+    "read_limited_body",
+]
 
 logger = logging.getLogger("omnihook.receiver")
 
@@ -40,8 +47,29 @@ _MAX_PROBLEMS_SHOWN = 20
 _OK_BODY = b'{"ok":true}'
 
 
-class _BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(Exception):
+    """The request body is larger than the receiver accepts."""
+
+
+async def read_limited_body(request: Request, limit: int) -> bytes:
+    """The body, refused (:class:`BodyTooLarge`) as soon as it passes ``limit`` bytes, whether
+    or not ``Content-Length`` said so."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def json_error(status: int, error: str, detail: str, **extra: Any) -> JSONResponse:
+    """An error answer: ``{"error": ..., "detail": ...}`` and any extra fields."""
+    return JSONResponse({"error": error, "detail": detail, **extra}, status_code=status)
 
 
 def create_app(
@@ -149,7 +177,7 @@ class _WebhookEndpoint:
         declared = request.headers.get("content-length")
         if declared is not None:
             if not declared.isdigit():
-                return _error(400, "bad_content_length", "Content-Length is not a number")
+                return json_error(400, "bad_content_length", "Content-Length is not a number")
             if int(declared) > self.max_body_bytes:
                 return self._too_large()
 
@@ -158,8 +186,8 @@ class _WebhookEndpoint:
             return self._unauthorized(request, check)
 
         try:
-            body = await self._read_body(request)
-        except _BodyTooLarge:
+            body = await read_limited_body(request, self.max_body_bytes)
+        except BodyTooLarge:
             return self._too_large()
 
         try:
@@ -198,7 +226,7 @@ class _WebhookEndpoint:
             accepted = await self.store.events.accept(new_event)
         except StoreError as exc:
             logger.error("store unavailable, answering 503 so that Rocket.Chat retries: %s", exc)
-            return _error(
+            return json_error(
                 503,
                 "store_unavailable",
                 "the receiver cannot store the event right now; Rocket.Chat will retry",
@@ -221,18 +249,8 @@ class _WebhookEndpoint:
             return JSONResponse({"status": "unavailable", "store": "unreachable"}, status_code=503)
         return JSONResponse({"status": "ok", "store": "ok"})
 
-    async def _read_body(self, request: Request) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                raise _BodyTooLarge
-            chunks.append(chunk)
-        return b"".join(chunks)
-
     def _too_large(self) -> Response:
-        return _error(
+        return json_error(
             413,
             "body_too_large",
             f"the body exceeds the receiver's limit of {self.max_body_bytes} bytes",
@@ -246,20 +264,22 @@ class _WebhookEndpoint:
                 f"the {TOKEN_HEADER} header is missing or empty; set the same Secret Token in "
                 "Rocket.Chat (Omnichannel > Webhooks) and in this receiver"
             )
-            return _error(401, "missing_token", detail)
+            return json_error(401, "missing_token", detail)
         detail = f"the {TOKEN_HEADER} header does not match any token this receiver accepts"
-        return _error(401, "invalid_token", detail)
+        return json_error(401, "invalid_token", detail)
 
     def _rejected(self, exc: ContractError) -> Response:
         logger.warning("rejected a delivery: %s", exc.summary())
         if exc.reason == "not_json":
-            return _error(400, "invalid_json", f"the body is not JSON: {exc.problems[0].message}")
+            return json_error(
+                400, "invalid_json", f"the body is not JSON: {exc.problems[0].message}"
+            )
         if exc.reason == "not_object":
-            return _error(400, "not_an_object", exc.problems[0].message)
+            return json_error(400, "not_an_object", exc.problems[0].message)
         problems = [
             {"path": p.path, "message": p.message} for p in exc.problems[:_MAX_PROBLEMS_SHOWN]
         ]
-        return _error(
+        return json_error(
             422,
             "contract_violation",
             exc.summary(),
@@ -286,7 +306,9 @@ def _accepted(event: AnyEvent, handler_results: dict[str, Any]) -> Response:
         encoded = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
     except (TypeError, ValueError) as exc:
         logger.error("handler results for %s are not JSON: %s", event.type, exc)
-        return _error(500, "handler_failed", f"the handlers' results cannot be sent as JSON: {exc}")
+        return json_error(
+            500, "handler_failed", f"the handlers' results cannot be sent as JSON: {exc}"
+        )
     return Response(encoded, media_type="application/json")
 
 
@@ -298,11 +320,7 @@ def _handler_failed(exc: HandlerFailures) -> Response:
         f"{len(exc.failures)} of {exc.ran} handler(s) failed: {failed}; "
         "see the receiver's log (Rocket.Chat will retry)"
     )
-    return _error(500, "handler_failed", detail, handlers=exc.handler_names)
-
-
-def _error(status: int, error: str, detail: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": error, "detail": detail, **extra}, status_code=status)
+    return json_error(500, "handler_failed", detail, handlers=exc.handler_names)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -312,7 +330,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         404: f"nothing at {request.url.path}",
         405: f"{request.method} is not allowed on {request.url.path}",
     }.get(exc.status_code, str(exc.detail))
-    response = _error(exc.status_code, names.get(exc.status_code, "http_error"), detail)
+    response = json_error(exc.status_code, names.get(exc.status_code, "http_error"), detail)
     if exc.headers:
         response.headers.update(exc.headers)
     return response

@@ -1,4 +1,4 @@
-"""``omnihook serve`` and ``omnihook worker``: receive, store and handle Rocket.Chat webhooks."""
+"""``omnihook serve``, ``worker`` and ``inspect``: receive, store, handle and inspect Rocket.Chat webhooks."""
 
 from __future__ import annotations
 
@@ -25,10 +25,11 @@ from .app import DEFAULT_MAX_BODY_BYTES, DEFAULT_PATH, create_app
 from .bridge import BridgeConfig, BridgeConfigError, build_adapters, load_bridge_config
 from .console import logging_router
 from .crm import SqlCrmAdapter
+from .inspector import create_inspector
 from .router import Router
 from .worker import HandlingPolicy, Worker
 
-__all__ = ["DEFAULT_TOKEN_FILE", "load_app_target", "resolve_tokens", "serve", "worker"]
+__all__ = ["DEFAULT_TOKEN_FILE", "inspect", "load_app_target", "resolve_tokens", "serve", "worker"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -471,3 +472,45 @@ async def _run_worker(
         await running.stop(grace)
         await task
         await router.aclose()
+
+
+@click.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface to listen on (0.0.0.0 for every interface).",
+)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--path",
+    default=DEFAULT_PATH,
+    show_default=True,
+    help="The path Rocket.Chat's Webhook URL ends with.",
+)
+@click.option("--capture", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="Append every delivery to this JSON-lines file (for `omnihook replay`).")  # fmt: skip
+@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), envvar="OMNIHOOK_TOKEN_FILE",
+              help=f"Token(s) to check. Default: ${TOKEN_ENV}; with none, any token is accepted.")  # fmt: skip
+def inspect(host: str, port: int, path: str, capture: Path | None, token_file: Path | None) -> None:
+    """Point a real Rocket.Chat at this and see each payload checked against the contracts.
+
+    One line per event (type, room, visitor, verdict), then exactly what drifts where: unknown
+    types, unknown or missing fields, wrong forms, dates not in Rocket.Chat's form. It answers like
+    a well-behaved receiver and handles nothing.
+    """
+    try:
+        tokens = read_tokens(token_file)
+    except TokenSourceError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"inspecting http://{host}:{port}{path}: set it as Rocket.Chat's Webhook URL", err=True
+    )
+    click.echo(
+        f"token: {'checked (' + str(len(tokens)) + ' accepted)' if tokens else 'not checked (none configured)'}",
+        err=True,
+    )
+    if capture is not None:
+        click.echo(f"capturing to {capture}", err=True)
+    app = create_inspector(tokens, path=path, capture=capture, echo=click.echo)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, log_config=None)

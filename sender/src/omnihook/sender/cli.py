@@ -1,9 +1,13 @@
-"""``omnihook send`` and ``omnihook send-test``: emit events from the terminal."""
+"""``omnihook send``, ``send-test``, ``simulate`` and ``replay``: emit events from the terminal."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import sys
+import time
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -19,7 +23,7 @@ from .policy import RetryPolicy
 from .sender import SEND_TEST_TIMEOUT, Attempt, Delivery, Payload, Sender
 from .simulate import Simulation, Step, play
 
-__all__ = ["send", "send_test", "simulate"]
+__all__ = ["replay", "send", "send_test", "simulate"]
 
 _token_file_option = click.option(
     "--token-file",
@@ -250,3 +254,82 @@ def simulate(
     Console().print(table)
     if report.failures:
         sys.exit(1)
+
+
+@click.command()
+@click.argument("capture", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("url")
+@click.option("--fast", is_flag=True, help="As fast as possible, instead of the original pacing.")
+@click.option("--speed", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Replay this many times faster than it was captured.")  # fmt: skip
+@click.option(
+    "--timeout", default=5.0, show_default=True, type=click.FloatRange(min=0, min_open=True)
+)
+@click.option("--policy", default="no-retry", show_default=True,
+              type=click.Choice(["rocketchat", "documented", "exponential", "no-retry"]))  # fmt: skip
+@_token_file_option
+def replay(
+    capture: Path,
+    url: str,
+    fast: bool,
+    speed: float,
+    timeout: float,
+    policy: str,
+    token_file: Path | None,
+) -> None:
+    """Send the deliveries of a CAPTURE (from `omnihook inspect --capture`) to URL again, byte for
+    byte, with their original pacing. The token comes from $OMNIHOOK_TOKEN (captures keep none)."""
+    records = _read_capture(capture)
+    token = _token(token_file)
+    delivered = asyncio.run(
+        _replay(records, url, token, fast, speed, timeout, RetryPolicy.named(policy))
+    )
+    failed = sum(not d.ok for d in delivered)
+    click.echo(f"{len(delivered)} delivery(ies) replayed, {failed} not answered 200", err=True)
+    if failed:
+        sys.exit(1)
+
+
+def _read_capture(capture: Path) -> list[tuple[datetime, bytes]]:
+    records = []
+    for number, line in enumerate(capture.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            body = (base64.b64decode(record["body_base64"]) if "body_base64" in record
+                    else str(record["body"]).encode("utf-8"))  # fmt: skip
+            records.append((datetime.fromisoformat(record["received_at"]), body))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise click.ClickException(
+                f"{capture}:{number}: not a capture record ({exc})"
+            ) from None
+    return records
+
+
+async def _replay(records: list[tuple[datetime, bytes]], url: str, token: str | None, fast: bool, speed: float,
+                  timeout: float, policy: RetryPolicy) -> list[Delivery]:  # fmt: skip
+    delivered = []
+    async with Sender(url, token=token, timeout=timeout, policy=policy) as sender:
+        started = time.monotonic()
+        first = records[0][0] if records else None
+        for received_at, body in records:
+            if not fast and first is not None:
+                due = (received_at - first).total_seconds() / speed
+                await asyncio.sleep(max(0.0, due - (time.monotonic() - started)))
+            delivery = await sender.send(body)
+            kind = _kind(body)
+            click.echo(
+                f"{received_at:%H:%M:%S} {kind}: " + ("200" if delivery.ok else f"{delivery.error}")
+            )
+            delivered.append(delivery)
+    return delivered
+
+
+def _kind(body: bytes) -> str:
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return "not JSON"
+    kind = document.get("type") if isinstance(document, dict) else None
+    return kind if isinstance(kind, str) else "no type"
