@@ -80,9 +80,7 @@ async def test_wrong_token_is_refused_and_never_captured(tmp_path: Path) -> None
     assert "guess" not in capture.read_text()
 
 
-async def test_replay_resends_a_capture_byte_for_byte(
-    tmp_path: Path, webhook_sink: WebhookSink
-) -> None:
+def test_replay_resends_a_capture_byte_for_byte(tmp_path: Path, webhook_sink: WebhookSink) -> None:
     bodies = [
         json.dumps(samples.sample(name), indent=1).encode() for name in ("chat-start", "chat-close")
     ]
