@@ -11,6 +11,7 @@
 
 from .app import DEFAULT_MAX_BODY_BYTES, DEFAULT_PATH, create_app
 from .console import describe, logging_router
+from .rest import ReplyError, ReplyRefused, RocketChatApi
 from .router import (
     DispatchOutcome,
     DispatchResult,
@@ -23,6 +24,7 @@ from .router import (
     Router,
 )
 from .timeline import Position, is_stale, position_of
+from .triggers import TriggerRequest
 from .verification import TOKEN_HEADER, TokenCheck, TokenVerifier
 from .worker import HandlingPolicy, Worker
 
@@ -39,10 +41,14 @@ __all__ = [
     "HandlingPolicy",
     "PermanentError",
     "Position",
+    "ReplyError",
+    "ReplyRefused",
     "RetryAfter",
+    "RocketChatApi",
     "Router",
     "TokenCheck",
     "TokenVerifier",
+    "TriggerRequest",
     "Worker",
     "create_app",
     "describe",

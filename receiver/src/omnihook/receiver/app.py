@@ -26,7 +26,9 @@ from starlette.routing import Route
 from omnihook.contracts import AnyEvent, ContractError, RoomEvent, parse_event
 from omnihook.store import NewEvent, Store, StoreError
 
+from .rest import RocketChatApi
 from .router import HandlerContext, HandlerFailures, Router
+from .triggers import TriggerService
 from .verification import TOKEN_HEADER, TokenCheck, TokenVerifier
 from .worker import HandlingPolicy, Worker
 
@@ -84,6 +86,9 @@ def create_app(
     handling: HandlingPolicy | None = None,
     worker_concurrency: int = 8,
     shutdown_grace: float = 10.0,
+    rocketchat: RocketChatApi | None = None,
+    trigger_path: str | None = None,
+    trigger_timeout: float = 5.0,
 ) -> Starlette:
     """A Starlette app that receives Rocket.Chat's webhook at ``POST path`` and runs ``router``.
 
@@ -96,8 +101,11 @@ def create_app(
     started with the app (unless ``run_worker=False``) handles events by ``handling`` policy,
     ``worker_concurrency`` at a time; on shutdown it gets ``shutdown_grace`` seconds to finish.
 
-    ``GET /healthz`` answers ``{"status": "ok"}`` (503 when the store is unreachable). Mount the
-    result in FastAPI or Starlette with ``app.mount("/hooks", ...)``.
+    ``rocketchat`` (a :class:`~omnihook.receiver.RocketChatApi`) lets handlers answer in the chat
+    with ``context.reply(text)``. A router with a ``@router.trigger`` handler is also served at
+    ``trigger_path`` (default ``PATH/trigger``) for Livechat triggers, ``trigger_timeout`` seconds
+    per answer. ``GET /healthz`` answers ``{"status": "ok"}`` (503 when the store
+    is unreachable). Mount the result in FastAPI or Starlette with ``app.mount("/hooks", ...)``.
     """
     token_list = list(tokens or [])
     if token_list:
@@ -117,11 +125,13 @@ def create_app(
     owned_store = isinstance(store, str)
     durable = Store(store) if isinstance(store, str) else store
     worker = (
-        Worker(durable, router, policy=handling, concurrency=worker_concurrency)
+        Worker(
+            durable, router, policy=handling, concurrency=worker_concurrency, rocketchat=rocketchat
+        )
         if durable is not None and run_worker
         else None
     )
-    endpoint = _WebhookEndpoint(router, verifier, max_body_bytes, durable, worker)
+    endpoint = _WebhookEndpoint(router, verifier, max_body_bytes, durable, worker, rocketchat)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -140,14 +150,33 @@ def create_app(
                 await worker.stop(shutdown_grace)
                 await running
             await router.aclose()
+            if rocketchat is not None:
+                await rocketchat.aclose()
             if durable is not None and owned_store:
                 await durable.close()
 
+    routes = [
+        Route(path, endpoint.handle, methods=["POST"]),
+        Route("/healthz", endpoint.healthz, methods=["GET"]),
+    ]
+    if router.trigger_handler is not None:
+        service = TriggerService(router.trigger_handler, trigger_timeout)
+
+        async def trigger(request: Request) -> Response:
+            check = verifier.check(request.headers.get(TOKEN_HEADER))
+            if check is not TokenCheck.VALID:
+                return endpoint._unauthorized(request, check)
+            try:
+                body = await read_limited_body(request, max_body_bytes)
+            except BodyTooLarge:
+                return endpoint._too_large()
+            return await service.answer(body)
+
+        routes.append(
+            Route(trigger_path or f"{path.rstrip('/')}/trigger", trigger, methods=["POST"])
+        )
     app = Starlette(
-        routes=[
-            Route(path, endpoint.handle, methods=["POST"]),
-            Route("/healthz", endpoint.healthz, methods=["GET"]),
-        ],
+        routes=routes,
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,
     )
@@ -166,7 +195,9 @@ class _WebhookEndpoint:
         max_body_bytes: int,
         store: Store | None,
         worker: Worker | None,
+        rocketchat: RocketChatApi | None = None,
     ) -> None:
+        self.rocketchat = rocketchat
         self.router = router
         self.verifier = verifier
         self.max_body_bytes = max_body_bytes
@@ -200,8 +231,10 @@ class _WebhookEndpoint:
         return await self._store(event, body)
 
     async def _handle_inline(self, event: AnyEvent, body: bytes) -> Response:
+        context = HandlerContext(raw_body=body, dedup_key=hashlib.sha256(body).hexdigest(),
+                                 room_id=event.room_id, replier=self.rocketchat)  # fmt: skip
         try:
-            result = await self.router.dispatch(event, HandlerContext(raw_body=body))
+            result = await self.router.dispatch(event, context)
         except HandlerFailures as exc:
             return _handler_failed(exc)
         if event.is_test:

@@ -31,8 +31,15 @@ from .crm import (
     ZohoAdapter,
 )
 from .crm.base import LinkStore, MemoryLinks
+from .rest import RocketChatApi
 
-__all__ = ["BridgeConfig", "BridgeConfigError", "build_adapters", "load_bridge_config"]
+__all__ = [
+    "BridgeConfig",
+    "BridgeConfigError",
+    "build_adapters",
+    "build_rocketchat_api",
+    "load_bridge_config",
+]
 
 _SECRET_KEYS = {
     "token",
@@ -153,8 +160,18 @@ CrmBlock = Annotated[
 ]
 
 
+class RocketChatSettings(_Block):
+    """The Rocket.Chat user that ``context.reply`` posts as (a bot, with a personal access token)."""
+
+    url: str
+    user_id_env: str = "OMNIHOOK_ROCKETCHAT_USER_ID"
+    auth_token_env: str = "OMNIHOOK_ROCKETCHAT_AUTH_TOKEN"
+    timeout: float = Field(10.0, gt=0)
+
+
 class BridgeConfig(_Block):
     receiver: ReceiverSettings = Field(default_factory=lambda: ReceiverSettings())
+    rocketchat: RocketChatSettings | None = None
     crm: list[CrmBlock] = Field(default_factory=list)
 
 
@@ -199,6 +216,36 @@ def parse_bridge_config(data: Mapping[str, Any], source: str = "bridge config") 
                 f"{source}: crm[{index}]: the sql CRM keeps its tables in the store; set receiver.store"
             )
     return config
+
+
+ROCKETCHAT_URL_ENV = "OMNIHOOK_ROCKETCHAT_URL"
+
+
+def build_rocketchat_api(
+    config: BridgeConfig | None, environ: Mapping[str, str] | None = None
+) -> RocketChatApi | None:
+    """The REST client for replies: from the file's ``[rocketchat]`` block, else from
+    ``OMNIHOOK_ROCKETCHAT_URL``, ``…_USER_ID`` and ``…_AUTH_TOKEN``; ``None`` when neither."""
+    env = os.environ if environ is None else environ
+    settings = config.rocketchat if config is not None else None
+    if settings is None:
+        if not env.get(ROCKETCHAT_URL_ENV):
+            return None
+        settings = RocketChatSettings(url=env[ROCKETCHAT_URL_ENV])
+        where = "environment"
+    else:
+        where = "rocketchat"
+    user_id, token = env.get(settings.user_id_env, ""), env.get(settings.auth_token_env, "")
+    for key, variable, value in (("user_id_env", settings.user_id_env, user_id),
+                                 ("auth_token_env", settings.auth_token_env, token)):  # fmt: skip
+        if not value:
+            raise BridgeConfigError(
+                f"{where}.{key}: environment variable {variable} is not set (replies need it)"
+            )
+    try:
+        return RocketChatApi(settings.url, user_id, token, timeout=settings.timeout)
+    except ValueError as exc:
+        raise BridgeConfigError(f"{where}.url: {exc}") from None
 
 
 def build_adapters(
@@ -317,6 +364,8 @@ def _known_keys(loc: list[Any], data: Mapping[str, Any]) -> list[str]:
         return list(BridgeConfig.model_fields)
     if loc[0] == "receiver":
         return list(ReceiverSettings.model_fields)
+    if loc[0] == "rocketchat":
+        return list(RocketChatSettings.model_fields)
     if loc[0] == "crm" and len(loc) > 1:
         blocks = data.get("crm") or []
         kind = (

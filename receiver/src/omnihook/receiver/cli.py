@@ -22,10 +22,17 @@ from omnihook.store import Store, StoreError, favour_database_threads
 from omnihook.store.cli import store_option
 
 from .app import DEFAULT_MAX_BODY_BYTES, DEFAULT_PATH, create_app
-from .bridge import BridgeConfig, BridgeConfigError, build_adapters, load_bridge_config
+from .bridge import (
+    BridgeConfig,
+    BridgeConfigError,
+    build_adapters,
+    build_rocketchat_api,
+    load_bridge_config,
+)
 from .console import logging_router
 from .crm import SqlCrmAdapter
 from .inspector import create_inspector
+from .rest import RocketChatApi
 from .router import Router
 from .worker import HandlingPolicy, Worker
 
@@ -220,6 +227,13 @@ def _load_config(config_path: Path | None) -> BridgeConfig | None:
         raise click.ClickException(str(exc)) from None
 
 
+def _rocketchat_api(config: BridgeConfig | None) -> RocketChatApi | None:
+    try:
+        return build_rocketchat_api(config)
+    except BridgeConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def _assemble(
     app_router: Router | None, config: BridgeConfig | None, store: Store | None
 ) -> Router:
@@ -360,6 +374,7 @@ def serve(
                             insecure_no_token, DEFAULT_TOKEN_FILE, token_env)  # fmt: skip
     store = Store(chosen_store) if chosen_store else None
     router = _assemble(target, config, store)
+    rocketchat = _rocketchat_api(config)
     asgi_app = create_app(
         router,
         tokens.tokens,
@@ -370,7 +385,10 @@ def serve(
         run_worker=not no_worker,
         handling=_policy(pick("max_attempts"), pick("max_age"), pick("handler_timeout")),
         worker_concurrency=pick("concurrency"),
+        rocketchat=rocketchat,
     )
+    if rocketchat is not None:
+        logger.info("replies go through %s", rocketchat.url)
     if not tokens.tokens:
         logger.warning("accepting requests WITHOUT a token check (--insecure-no-token)")
     else:
@@ -442,8 +460,11 @@ def worker(
         raise click.UsageError("a worker needs a store; the bridge file sets store = false")
     store = Store(store_url)
     router = _assemble(_router_from(app_spec) if app_spec else None, config, store)
+    rocketchat = _rocketchat_api(config)
+    if rocketchat is not None:
+        router.add_cleanup(rocketchat.aclose)
     policy = _policy(pick("max_attempts"), pick("max_age"), pick("handler_timeout"))
-    asyncio.run(_run_worker(store, router, policy, pick("concurrency"), grace, lease))
+    asyncio.run(_run_worker(store, router, policy, pick("concurrency"), grace, lease, rocketchat))
 
 
 async def _run_worker(
@@ -453,12 +474,15 @@ async def _run_worker(
     concurrency: int,
     grace: float,
     lease: float,
+    rocketchat: RocketChatApi | None = None,
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    running = Worker(store, router, policy=policy, concurrency=concurrency, lease=lease)
+    running = Worker(
+        store, router, policy=policy, concurrency=concurrency, lease=lease, rocketchat=rocketchat
+    )
     logger.info("worker %s on store %s", running.name, store.config.display)
     try:
         await store.connect()

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import inspect
 import logging
+import string
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio.to_thread
 
@@ -26,11 +28,20 @@ __all__ = [
     "HandlerFailure",
     "HandlerFailures",
     "Router",
+    "message_key",
 ]
 
 logger = logging.getLogger("omnihook.receiver")
 
 H = TypeVar("H", bound=Callable[..., Any])
+
+
+class Replier(Protocol):
+    """What ``HandlerContext.reply`` posts through (:class:`~omnihook.receiver.RocketChatApi`)."""
+
+    async def send_message(
+        self, room_id: str, text: str, message_id: str | None = None
+    ) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -50,6 +61,42 @@ class HandlerContext:
     dedup_key: str = ""
     """SHA-256 of the body: the same for every delivery of the same event. Pass it to your CRM as
     an idempotency key (with your handler's name) to make a rare repeat harmless."""
+    room_id: str | None = None
+    handler: str = ""
+    """The name of the handler running now (the router sets it)."""
+    replier: Replier | None = None
+    _replies: dict[str, int] = field(default_factory=dict, repr=False)
+
+    async def reply(self, text: str) -> None:
+        """Post ``text`` into the event's room through Rocket.Chat's REST API.
+
+        Safe to repeat: a handler that runs again (a retry) posts the same replies with the same
+        message ids, which Rocket.Chat does not post twice.
+        """
+        if self.replier is None:
+            raise RuntimeError(
+                "replies need Rocket.Chat's REST API: create_app(..., rocketchat=RocketChatApi(url, "
+                "user_id, auth_token)), or a [rocketchat] block in the bridge file"
+            )
+        if not self.room_id:
+            raise RuntimeError("this event has no room to reply into (offline messages have none)")
+        number = self._replies.get(self.handler, 0)
+        self._replies[self.handler] = number + 1
+        key = message_key(self.dedup_key or self.room_id, self.handler, number)
+        await self.replier.send_message(self.room_id, text, key)
+
+
+def message_key(*parts: object) -> str:
+    """A 17-character Rocket.Chat-style message id, the same for the same parts."""
+    number = int.from_bytes(hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest(), "big")
+    chars = []
+    for _ in range(17):
+        number, index = divmod(number, len(_ID_ALPHABET))
+        chars.append(_ID_ALPHABET[index])
+    return "".join(chars)
+
+
+_ID_ALPHABET = string.ascii_letters + string.digits
 
 
 class PermanentError(Exception):
@@ -159,6 +206,19 @@ class Router:
     def __init__(self) -> None:
         self._registrations: list[_Registration] = []
         self._cleanups: list[Callable[[], Awaitable[None]]] = []
+        self.trigger_handler: Callable[..., Any] | None = None
+        """The ``@trigger`` handler, if any (served by ``create_app`` at ``PATH/trigger``)."""
+
+    def trigger(self, func: H) -> H:
+        """Answer Livechat triggers that use an external service: ``func(request)`` gets a
+        :class:`~omnihook.receiver.TriggerRequest` and returns the message(s) to show the visitor,
+        or nothing for the trigger's fallback. One per router."""
+        if self.trigger_handler is not None:
+            raise ValueError(
+                f"this router already has a trigger handler: {_name_of(self.trigger_handler)}"
+            )
+        self.trigger_handler = func
+        return func
 
     def add_cleanup(self, cleanup: Callable[[], Awaitable[None]]) -> None:
         """Run ``cleanup`` when the app or worker using this router shuts down (close clients)."""
@@ -215,6 +275,8 @@ class Router:
         """Add every handler of ``other`` after this router's own (to compose routers by module)."""
         self._registrations.extend(other._registrations)
         self._cleanups.extend(other._cleanups)
+        if other.trigger_handler is not None:
+            self.trigger(other.trigger_handler)
 
     def handlers_for(self, event: AnyEvent) -> list[str]:
         """The names of the handlers ``event`` would reach, in the order they would run."""
@@ -249,6 +311,7 @@ class Router:
         for registration in self._matching(event):
             if registration.name in skip:
                 continue
+            context.handler = registration.name
             try:
                 result = await _call(registration, event, context, timeout)
                 if result is not None and not isinstance(result, Mapping):

@@ -21,7 +21,7 @@ from omnihook.contracts import ContractError, parse_event
 from omnihook.store import ClaimedEvent, Finish, Store, backoff_delay
 from omnihook.store.claims import ClaimLoop
 
-from .router import HandlerContext, Router
+from .router import HandlerContext, Replier, Router
 from .timeline import is_stale, position_of
 
 __all__ = ["HandlingPolicy", "Worker"]
@@ -88,6 +88,7 @@ class Worker(ClaimLoop[ClaimedEvent]):
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         name: str | None = None,
+        rocketchat: Replier | None = None,
     ) -> None:
         super().__init__(
             concurrency=concurrency,
@@ -101,6 +102,7 @@ class Worker(ClaimLoop[ClaimedEvent]):
         self.router = router
         self.policy = policy or HandlingPolicy()
         self.clock = clock
+        self.rocketchat = rocketchat
         self._rng = rng or random.Random()
         self.handled = 0
         """Attempts finished by this worker (any outcome)."""
@@ -144,6 +146,8 @@ class Worker(ClaimLoop[ClaimedEvent]):
             attempt=attempt,
             event_id=claimed.id,
             dedup_key=claimed.dedup_key,
+            room_id=claimed.room_id,
+            replier=self.rocketchat,
         )
         outcome = await self.router.run(
             event, context, skip=claimed.handlers_done, timeout=self.policy.handler_timeout

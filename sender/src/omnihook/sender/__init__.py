@@ -14,7 +14,9 @@ from .sender import (
     Sender,
     encode_payload,
 )
+from .simulate import Simulation, SimulationReport, play
 from .transport import HttpResponse, HttpTransport, TransportError
+from .trigger import TriggerAnswer, call_trigger_service
 
 __all__ = [
     "SEND_TEST_TIMEOUT",
@@ -28,8 +30,13 @@ __all__ = [
     "Payload",
     "RetryPolicy",
     "Sender",
+    "Simulation",
+    "SimulationReport",
     "SystemClock",
     "TransportError",
+    "TriggerAnswer",
+    "call_trigger_service",
     "encode_payload",
+    "play",
     "with_crm_data",
 ]

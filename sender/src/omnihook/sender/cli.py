@@ -1,4 +1,4 @@
-"""``omnihook send``, ``send-test``, ``simulate`` and ``replay``: emit events from the terminal."""
+"""``omnihook send``, ``send-test``, ``simulate``, ``replay`` and ``trigger``: Rocket.Chat's side from a terminal."""
 
 from __future__ import annotations
 
@@ -22,8 +22,9 @@ from .chat import VERSIONS, Version
 from .policy import RetryPolicy
 from .sender import SEND_TEST_TIMEOUT, Attempt, Delivery, Payload, Sender
 from .simulate import Simulation, Step, play
+from .trigger import call_trigger_service
 
-__all__ = ["replay", "send", "send_test", "simulate"]
+__all__ = ["replay", "send", "send_test", "simulate", "trigger"]
 
 _token_file_option = click.option(
     "--token-file",
@@ -333,3 +334,39 @@ def _kind(body: bytes) -> str:
         return "not JSON"
     kind = document.get("type") if isinstance(document, dict) else None
     return kind if isinstance(kind, str) else "no type"
+
+
+@click.command()
+@click.argument("url")
+@click.option(
+    "--visitor-token", required=True, help="The visitor's token, as Rocket.Chat sends it."
+)
+@click.option(
+    "--metadata",
+    "metadata",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Trigger metadata (repeatable).",
+)
+@click.option(
+    "--timeout", default=5.0, show_default=True, type=click.FloatRange(min=0, min_open=True)
+)
+@click.option("--fallback", help="The trigger's fallback message.")
+@_token_file_option
+def trigger(url: str, visitor_token: str, metadata: tuple[str, ...], timeout: float, fallback: str | None,
+            token_file: Path | None) -> None:  # fmt: skip
+    """Call a Livechat trigger's external service at URL as Rocket.Chat does and print what the
+    visitor would see (or the fallback, and why). Exits 1 when the fallback is used."""
+    pairs = {}
+    for item in metadata:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--metadata")
+        pairs[key] = value
+    answer = asyncio.run(call_trigger_service(url, secret=_token(token_file), visitor_token=visitor_token,
+                                              metadata=pairs, timeout=timeout, fallback=fallback))  # fmt: skip
+    for message in answer.messages:
+        click.echo(message)
+    if answer.fallback_used:
+        click.echo(f"fallback shown: {answer.reason}", err=True)
+        sys.exit(1)
