@@ -3,7 +3,9 @@ trigger caller, both as Rocket.Chat behaves."""
 
 from __future__ import annotations
 
+import importlib
 import json
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +27,10 @@ from omnihook.receiver import (
     create_app,
 )
 from omnihook.sender import call_trigger_service
+from omnihook.sender.testing import RocketChat
 from omnihook.store import Store
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class FakeRocketChat:
@@ -89,24 +94,24 @@ class FakeRocketChat:
 
 
 @pytest.fixture
-def rocketchat(httpserver: HTTPServer) -> FakeRocketChat:
+def rest(httpserver: HTTPServer) -> FakeRocketChat:
     return FakeRocketChat(httpserver)
 
 
 @pytest.fixture
-async def api(rocketchat: FakeRocketChat) -> AsyncIterator[RocketChatApi]:
+async def api(rest: FakeRocketChat) -> AsyncIterator[RocketChatApi]:
     waits: list[float] = []
 
     async def no_wait(seconds: float) -> None:
         waits.append(seconds)
 
-    client = RocketChatApi(rocketchat.url, "bot-id", "bot-token", sleep=no_wait)
+    client = RocketChatApi(rest.url, "bot-id", "bot-token", sleep=no_wait)
     yield client
     await client.aclose()
 
 
 async def test_reply_posts_into_the_events_room_as_the_bot(
-    rocketchat: FakeRocketChat, api: RocketChatApi
+    rest: FakeRocketChat, api: RocketChatApi
 ) -> None:
     router = Router()
 
@@ -122,14 +127,14 @@ async def test_reply_posts_into_the_events_room_as_the_bot(
             "/rocketchat", json=samples.sample("visitor-message"), headers={TOKEN_HEADER: "t"}
         )
     assert response.status_code == 200
-    [(request, _)] = rocketchat.server.log
+    [(request, _)] = rest.server.log
     assert request.get_json()["message"]["rid"] == "hX4Lq2rNwPZ8Kc7Ry"
     assert request.get_json()["message"]["msg"] == "Thanks, an agent will be with you shortly."
     assert len(request.get_json()["message"]["_id"]) == 17
 
 
 async def test_a_retried_handler_does_not_post_its_reply_twice(
-    rocketchat: FakeRocketChat, api: RocketChatApi, tmp_path: Path
+    rest: FakeRocketChat, api: RocketChatApi, tmp_path: Path
 ) -> None:
     router = Router()
     attempts: list[int] = []
@@ -157,19 +162,19 @@ async def test_a_retried_handler_does_not_post_its_reply_twice(
         clock[0] += 5
         await worker.drain()
     assert attempts == [1, 2]
-    assert [m["msg"] for m in rocketchat.messages.values()] == ["first reply", "second reply"]
-    assert len(rocketchat.server.log) == 4  # the second attempt's posts were refused as duplicates
+    assert [m["msg"] for m in rest.messages.values()] == ["first reply", "second reply"]
+    assert len(rest.server.log) == 4  # the second attempt's posts were refused as duplicates
 
 
-async def test_reply_errors_are_clear(rocketchat: FakeRocketChat, api: RocketChatApi) -> None:
+async def test_reply_errors_are_clear(rest: FakeRocketChat, api: RocketChatApi) -> None:
     with pytest.raises(ReplyError, match="refused the reply in room nope: error-room-not-found"):
         await api.send_message("nope", "hi")
-    rocketchat.fail_next = [503, 503, 503]
+    rest.fail_next = [503, 503, 503]
     with pytest.raises(ReplyError, match=r"Rocket.Chat answered 503: busy \(after 3 attempts\)"):
         await api.send_message("R1", "hi")
-    rocketchat.fail_next = [502]
+    rest.fail_next = [502]
     assert (await api.send_message("R1", "after one retry"))["msg"] == "after one retry"
-    intruder = RocketChatApi(rocketchat.url, "bot-id", "stolen")
+    intruder = RocketChatApi(rest.url, "bot-id", "stolen")
     with pytest.raises(
         ReplyError, match=r"refused the reply user's credentials.*You must be logged in"
     ):
@@ -258,17 +263,35 @@ async def test_the_sender_calls_a_trigger_service_as_rocket_chat_does(
     assert request.get_json() == {"visitorToken": "v"}
 
 
-def test_the_example_autoresponder(monkeypatch: pytest.MonkeyPatch) -> None:
-    import importlib
-    import sys
-
-    root = Path(__file__).resolve().parents[2]
-    monkeypatch.syspath_prepend(str(root))
+async def test_the_example_autoresponder_answers_in_the_chat(
+    rest: FakeRocketChat,
+    api: RocketChatApi,
+    rocketchat: RocketChat,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.syspath_prepend(str(ROOT))
     sys.modules.pop("examples.autoresponder", None)
     module = importlib.import_module("examples.autoresponder")
+    rocketchat.use(create_app(module.router, tokens=["t"], rocketchat=api), token="t")
+
+    chat = rocketchat.chat(custom_fields={"orderId": "A-10042"})
+    await chat.start()
+    await chat.take()
+    await chat.visitor_says("Where is my order?")
+    await chat.agent_says("Let me look.")  # agents' messages get no answer
+    other = rocketchat.chat()
+    await other.start()
+    await other.visitor_says("Can you help me with my order?")  # no orderId: it asks
+    chat.assert_all_ok()
+    replies = [(m["rid"], m["msg"]) for m in rest.messages.values()]
+    assert replies == [
+        (
+            chat.room_id,
+            "Your order A-10042 is shipped on Monday, tracking number 1Z999AA10123456784.",
+        ),
+        (other.room_id, "Which order number is it about?"),
+    ]
     assert module.office_open(datetime(2025, 1, 1, 10, tzinfo=UTC))
     assert not module.office_open(datetime(2025, 1, 1, 22, tzinfo=UTC))
-    assert (
-        module.greet(TriggerRequest("v", {"page": "pricing"}))[0]
-        == "Welcome back! Need help with pricing?"
-    )
+    greeting = module.greet(TriggerRequest("v", {"page": "pricing"}))
+    assert greeting[0] == "Welcome back! Need help with pricing?"
