@@ -1,138 +1,248 @@
-"""Run the benchmarks and print one table: ``uv run python -m bench [--quick]``.
+"""Run every benchmark and print one table: ``uv run python -m bench [--quick]``.
 
-Receiver throughput: each target runs alone in its own uvicorn process (httptools, uvloop, one
-worker, no access log); the load generator runs in another process with the same payload, the
-same concurrency and the same duration for every target. Ratios are against the bare Starlette
-endpoint measured in the same run.
+Each server under test and each client runs in its own process: receivers in uvicorn (httptools,
+uvloop, no access log) loaded by ``bench.load``; senders against ``bench.sink``. Every ratio
+compares two numbers measured in this same run. PostgreSQL rows appear when
+``OMNIHOOK_BENCH_POSTGRES_URL`` (or ``OMNIHOOK_TEST_POSTGRES_URL``) is set.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
+from .e2e import run_end_to_end
+from .parsing import measure_parsing
+from .payloads import PAYLOADS
+from .procs import free_port, python_json, start_server, stop
+from .receiver import receiver_targets, run_receiver
 
-from .servers import TOKEN
-
-ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_ENV = "OMNIHOOK_BENCH_POSTGRES_URL"
 
 
-@dataclass
-class Target:
-    name: str
-    factory: str
-    store: str | None = None
+@dataclass(frozen=True)
+class Plan:
+    receiver_seconds: float
+    deliveries: int
+    slow_deliveries: int  # for the raw httpx loop, about 30 times slower
+    backlog: int
+    chats: int
+    parse_seconds: float
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+FULL = Plan(receiver_seconds=8, deliveries=40_000, slow_deliveries=3_000, backlog=100_000,
+            chats=600, parse_seconds=1.0)  # fmt: skip
+QUICK = Plan(receiver_seconds=2, deliveries=10_000, slow_deliveries=1_000, backlog=20_000,
+             chats=150, parse_seconds=0.3)  # fmt: skip
 
 
-def _serve(target: Target, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    if target.store:
-        env["BENCH_STORE"] = target.store
-    command = [sys.executable, "-m", "uvicorn", f"bench.servers:{target.factory}", "--factory",
-               "--port", str(port), "--loop", "uvloop", "--http", "httptools",
-               "--no-access-log", "--log-level", "warning"]  # fmt: skip
-    process = subprocess.Popen(command, env=env, cwd=ROOT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)  # any answer: it is up
-            return process
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"{target.name} did not start")
+class Table:
+    """Markdown rows, printed as they come and again, whole, at the end."""
 
+    def __init__(self) -> None:
+        self.lines = [
+            "| benchmark | result | p50 / p99 | peak RSS | ratio |",
+            "|---|---:|---:|---:|---|",
+        ]
+        self.targets: list[str] = []
 
-def _load(port: int, concurrency: int, duration: float) -> dict[str, float]:
-    command = [sys.executable, "-m", "bench.load", f"http://127.0.0.1:{port}/rocketchat",
-               "--concurrency", str(concurrency), "--duration", str(duration), "--token", TOKEN]  # fmt: skip
-    output = subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True).stdout
-    result: dict[str, float] = json.loads(output)
-    return result
+    def section(self, title: str) -> None:
+        self.lines.append(f"| **{title}** | | | | |")
+        print(f"\n{title}", file=sys.stderr)
+
+    def row(
+        self, name: str, result: str, latency: str = "", rss: str = "", ratio: str = ""
+    ) -> None:
+        self.lines.append(f"| {name} | {result} | {latency} | {rss} | {ratio} |")
+        print(f"  {name}: {result} {latency} {rss} {ratio}", file=sys.stderr)
+
+    def target(self, text: str, value: float, goal: float, at_most: bool = False) -> None:
+        met = value <= goal if at_most else value >= goal
+        self.targets.append(
+            f"- {'met' if met else 'MISSED'}: {text}: {value:.2f} (target {'≤' if at_most else '≥'} {goal:g})"
+        )
 
 
 def _postgres_url() -> str | None:
     return os.environ.get(POSTGRES_ENV) or os.environ.get("OMNIHOOK_TEST_POSTGRES_URL")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument(
-        "--quick", action="store_true", help="Shorter runs (about a minute in all)."
-    )
-    parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--duration", type=float, help="Seconds of load per target.")
-    args = parser.parse_args()
-    duration = args.duration or (3.0 if args.quick else 10.0)
+def _with_schema(url: str, schema: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}schema={schema}"
 
-    workdir = Path(tempfile.mkdtemp(prefix="omnihook-bench-"))
-    targets = [
-        Target("bare Starlette (reads the body)", "bare"),
-        Target("omnihook, no store (inline)", "inline"),
-        Target("omnihook, SQLite store", "stored", f"sqlite:///{workdir / 'bench.db'}"),
-    ]
-    postgres = _postgres_url()
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    if postgres:
-        separator = "&" if "?" in postgres else "?"
-        targets.append(
-            Target("omnihook, PostgreSQL store", "stored", f"{postgres}{separator}schema={schema}")
-        )
 
-    rows = []
-    for target in targets:
-        port = _free_port()
-        server = _serve(target, port)
-        try:
-            result = _load(port, args.concurrency, duration)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-        rows.append((target, result))
-        print(f"  {target.name}: {result['per_second']:.0f}/s", file=sys.stderr)
+def _drop_schemas(url: str, schemas: list[str]) -> None:
+    import psycopg
 
-    if postgres:
-        import psycopg
-
-        with psycopg.connect(postgres, autocommit=True) as connection:
+    with psycopg.connect(url, autocommit=True) as connection:
+        for schema in schemas:
             connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
-    baseline = rows[0][1]["per_second"]
-    inline = rows[1][1]["per_second"]
-    print(f"\nReceiver, {args.concurrency} concurrent connections, {duration:g} s per target, "
-          f"a {len(_sample_body())}-byte Message event")  # fmt: skip
-    print(
-        f"{'target':38} {'events/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'vs bare':>8} {'vs inline':>9}"
+
+def receivers(
+    table: Table, plan: Plan, workdir: Path, postgres: str | None, schemas: list[str]
+) -> None:
+    for key, payload in PAYLOADS.items():
+        table.section(
+            f"Receiver: {payload.name} ({payload.size:,} bytes), 64 connections, {plan.receiver_seconds:g} s, events/s"
+        )
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        schemas.append(schema)
+        targets = receiver_targets(f"sqlite:///{workdir / f'receiver-{key}.db'}",
+                                   _with_schema(postgres, schema) if postgres else None)  # fmt: skip
+        rates: dict[str, float] = {}
+        for target in targets:
+            result = run_receiver(target, key, 64, plan.receiver_seconds)
+            rates[target.key] = result["per_second"]
+            errors = f", {result['errors']:.0f} errors" if result["errors"] else ""
+            ratio = f"{result['per_second'] / rates['bare']:.2f} × bare"
+            if "fastapi" in rates and target.key != "bare":
+                ratio += f", {result['per_second'] / rates['fastapi']:.2f} × FastAPI"
+            table.row(target.name, f"{result['per_second']:,.0f}{errors}",
+                      f"{result['p50_ms']:.1f} / {result['p99_ms']:.1f} ms", f"{result['peak_rss_mb']:.0f} MiB", ratio)  # fmt: skip
+        table.target(f"inline ≥ 0.5 × bare Starlette ({key})", rates["inline"] / rates["bare"], 0.5)
+        table.target(f"inline ≥ 2 × FastAPI ({key})", rates["inline"] / rates["fastapi"], 2)
+        table.target(
+            f"SQLite ≥ 0.35 × bare Starlette ({key})", rates["sqlite"] / rates["bare"], 0.35
+        )
+
+
+def parsing(table: Table, plan: Plan) -> None:
+    table.section("Parsing: µs per payload, one process")
+    results = measure_parsing(plan.parse_seconds)
+    for result in results:
+        table.row(f"{result['payload']} ({result['bytes']:,} bytes)",
+                  f"json.loads {result['json_loads_us']:.1f} µs, parse_event {result['parse_event_us']:.1f} µs",
+                  ratio=f"{result['ratio']:.2f} × json.loads")  # fmt: skip
+    large = results[-1]
+    table.target(
+        "parse_event ≤ 1.5 × json.loads (large payload)", float(large["ratio"]), 1.5, at_most=True
+    )  # type: ignore[arg-type]
+
+
+def senders(
+    table: Table, plan: Plan, workdir: Path, postgres: str | None, schemas: list[str]
+) -> None:
+    table.section(
+        f"Sender: deliveries/s of a {PAYLOADS['message'].size}-byte Message event to a local sink"
     )
-    for target, result in rows:
-        print(f"{target.name:38} {result['per_second']:9.0f} {result['p50_ms']:7.1f} {result['p99_ms']:7.1f} "
-              f"{result['errors']:6.0f} {result['per_second'] / baseline:8.2f} {result['per_second'] / inline:9.2f}")  # fmt: skip
-    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"{platform.platform()}")  # fmt: skip
+    port = free_port()
+    sink = start_server([sys.executable, "-m", "bench.sink", "--port", str(port)], port, health="/")
+    url = f"http://127.0.0.1:{port}/rocketchat"
+    runs = [("aiohttp", "raw aiohttp loop, 64 at once", 64, plan.deliveries, None),
+            ("httpx", "raw httpx loop, 64 at once", 64, plan.slow_deliveries, None),
+            ("send", "Sender.send, 1 at a time", 1, plan.deliveries // 4, None),
+            ("send", "Sender.send, 64 at once", 64, plan.deliveries, None),
+            ("outbox", "outbox on SQLite, 64 at once", 64, plan.deliveries, f"sqlite:///{workdir / 'outbox.db'}")]  # fmt: skip
+    if postgres:
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        schemas.append(schema)
+        runs.append(
+            (
+                "outbox",
+                "outbox on PostgreSQL, 64 at once",
+                64,
+                plan.deliveries,
+                _with_schema(postgres, schema),
+            )
+        )
+    rates: dict[str, float] = {}
+    try:
+        for mode, name, concurrency, count, store in runs:
+            args = [mode, url, "--count", str(count), "--concurrency", str(concurrency)]
+            result = python_json("bench.sending", *args, *(["--store", store] if store else []))
+            rates[name] = result["per_second"]
+            ratio = ""
+            if mode != "aiohttp":
+                ratio = (
+                    f"{result['per_second'] / rates['raw aiohttp loop, 64 at once']:.2f} × aiohttp"
+                )
+            if mode not in ("aiohttp", "httpx"):
+                ratio += (
+                    f", {result['per_second'] / rates['raw httpx loop, 64 at once']:.1f} × httpx"
+                )
+            table.row(
+                name,
+                f"{result['per_second']:,.0f}",
+                rss=f"{result['peak_rss_mb']:.0f} MiB",
+                ratio=ratio,
+            )
+    finally:
+        stop(sink)
+    aiohttp_rate, httpx_rate = (
+        rates["raw aiohttp loop, 64 at once"],
+        rates["raw httpx loop, 64 at once"],
+    )
+    for name, rate in rates.items():
+        if name.startswith("outbox"):
+            store = name.split(" on ")[1].split(",")[0]
+            table.target(f"outbox ({store}) ≥ 0.5 × raw aiohttp", rate / aiohttp_rate, 0.5)
+            table.target(f"outbox ({store}) ≥ 5 × raw httpx", rate / httpx_rate, 5)
 
 
-def _sample_body() -> bytes:
-    from .load import _bodies
+def memory(table: Table, plan: Plan) -> None:
+    table.section("Sender memory: a backlog in the SQLite outbox, receiver not answering")
+    small = python_json("bench.backlog", "--pending", "1000")
+    large = python_json("bench.backlog", "--pending", str(plan.backlog))
+    for result in (small, large):
+        table.row(f"{result['pending']:,.0f} pending deliveries", f"{result['rss_mb']:.1f} MiB now",
+                  rss=f"{result['peak_rss_mb']:.1f} MiB",
+                  ratio=f"{result['peak_rss_mb'] / small['peak_rss_mb']:.2f} × 1,000 pending")  # fmt: skip
+    table.target(f"sender memory flat from 1,000 to {plan.backlog:,} pending (peak RSS ratio)",
+                 large["peak_rss_mb"] / small["peak_rss_mb"], 1.2, at_most=True)  # fmt: skip
 
-    return _bodies(1)[0]
+
+def end_to_end(table: Table, plan: Plan) -> None:
+    table.section(f"End to end: {plan.chats} simulated chats → omnihook serve (SQLite) → SQL CRM")
+    result = run_end_to_end(plan.chats)
+    table.row(f"{result['events']:,.0f} events, {result['conversations']:,.0f} conversations in the CRM",
+              f"{result['per_second']:,.0f} events/s",
+              f"{result['p50_ms']:,.0f} / {result['p99_ms']:,.0f} ms event to CRM",
+              f"{result['peak_rss_mb']:.0f} MiB")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="A shorter run (about a minute).")
+    parser.add_argument("--only", choices=["receiver", "parsing", "sender", "memory", "e2e"], action="append",
+                        help="Run only these parts (repeatable).")  # fmt: skip
+    args = parser.parse_args()
+    plan = QUICK if args.quick else FULL
+    parts = args.only or ["receiver", "parsing", "sender", "memory", "e2e"]
+    postgres = _postgres_url()
+    started = time.monotonic()
+    table = Table()
+    schemas: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="omnihook-bench-") as directory:
+        workdir = Path(directory)
+        try:
+            if "receiver" in parts:
+                receivers(table, plan, workdir, postgres, schemas)
+            if "parsing" in parts:
+                parsing(table, plan)
+            if "sender" in parts:
+                senders(table, plan, workdir, postgres, schemas)
+            if "memory" in parts:
+                memory(table, plan)
+            if "e2e" in parts:
+                end_to_end(table, plan)
+        finally:
+            if postgres and schemas:
+                _drop_schemas(postgres, schemas)
+    print("\n".join(table.lines))
+    print("\nTargets (ratios measured in this run):\n" + "\n".join(table.targets))
+    print(f"\n{datetime.now(UTC):%Y-%m-%d}, `uv run python -m bench{' --quick' if args.quick else ''}`, "
+          f"{time.monotonic() - started:.0f} s; {platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}, {platform.platform()}"
+          + (", PostgreSQL on the same machine" if postgres else ", no PostgreSQL"))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 """A small, fast HTTP/1.1 load generator (its own process): keep-alive connections, each sending
 the next request as soon as the previous answer is read, for a fixed time.
 
-    python -m bench.load URL --concurrency 64 --duration 10 --token T
+    python -m bench.load URL --payload message|close --concurrency 64 --duration 10 --token T
 
-Bodies are distinct (a counter inside the message), so a store never sees a duplicate. Prints
-one JSON line: requests, errors, seconds, latency percentiles.
+Bodies are distinct (a counter inside the message, see ``bench.payloads``), so a store never sees
+a duplicate. Prints one JSON line: requests, errors, seconds, latency percentiles.
 """
 
 from __future__ import annotations
@@ -15,21 +15,10 @@ import json
 import time
 from urllib.parse import urlsplit
 
-from omnihook.contracts import samples
+from .payloads import PAYLOADS, Payload
 
 
-def _bodies(count: int) -> list[bytes]:
-    template = samples.sample("visitor-message")
-    template.pop("crmData", None)
-    bodies = []
-    for n in range(count):
-        template["messages"][0]["_id"] = f"bench-{n}"
-        template["_id"] = f"room-{n % 500}"
-        bodies.append(json.dumps(template, separators=(",", ":")).encode())
-    return bodies
-
-
-async def _connection(host: str, port: int, path: str, token: str, bodies: list[bytes], offset: int,
+async def _connection(host: str, port: int, path: str, token: str, payload: Payload, offset: int,
                       step: int, until: float, latencies: list[float], errors: list[int]) -> None:  # fmt: skip
     reader, writer = await asyncio.open_connection(host, port)
     head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
@@ -37,7 +26,7 @@ async def _connection(host: str, port: int, path: str, token: str, bodies: list[
     index = offset
     try:
         while time.perf_counter() < until:
-            body = bodies[index % len(bodies)]
+            body = payload.body(index)
             index += step
             started = time.perf_counter()
             writer.write(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
@@ -55,20 +44,19 @@ async def _connection(host: str, port: int, path: str, token: str, bodies: list[
 
 
 async def _run(
-    url: str, concurrency: int, duration: float, token: str, warmup: float
+    url: str, payload: Payload, concurrency: int, duration: float, token: str, warmup: float
 ) -> dict[str, float]:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    bodies = _bodies(200_000)
     # Warm up (connections, JIT-free but caches, the server's first store commits), then measure.
     warm: list[float] = []
     start = time.perf_counter()
-    await asyncio.gather(*(_connection(host, port, parts.path, token, bodies, 150_000 + i, concurrency,
+    await asyncio.gather(*(_connection(host, port, parts.path, token, payload, 10_000_000 + i, concurrency,
                                        start + warmup, warm, []) for i in range(concurrency)))  # fmt: skip
     latencies: list[float] = []
     errors: list[int] = []
     start = time.perf_counter()
-    await asyncio.gather(*(_connection(host, port, parts.path, token, bodies, i, concurrency,
+    await asyncio.gather(*(_connection(host, port, parts.path, token, payload, i, concurrency,
                                        start + duration, latencies, errors) for i in range(concurrency)))  # fmt: skip
     elapsed = time.perf_counter() - start
     latencies.sort()
@@ -91,6 +79,7 @@ async def _run(
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("url")
+    parser.add_argument("--payload", choices=sorted(PAYLOADS), default="message")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=1.0)
@@ -104,7 +93,16 @@ def main() -> None:
         pass
     print(
         json.dumps(
-            asyncio.run(_run(args.url, args.concurrency, args.duration, args.token, args.warmup))
+            asyncio.run(
+                _run(
+                    args.url,
+                    PAYLOADS[args.payload],
+                    args.concurrency,
+                    args.duration,
+                    args.token,
+                    args.warmup,
+                )
+            )
         )
     )
 

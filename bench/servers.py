@@ -7,7 +7,12 @@ Every one answers the same request (a ``Message`` event with the token header) o
 from __future__ import annotations
 
 import os
+import secrets
+from datetime import datetime
+from typing import Any
 
+from fastapi import FastAPI, Header, HTTPException
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -27,6 +32,56 @@ def bare() -> Starlette:
         return Response(b'{"ok":true}', media_type="application/json")
 
     return Starlette(routes=[Route("/rocketchat", endpoint, methods=["POST"])])
+
+
+class _Visitor(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str = Field(alias="_id")
+    token: str
+    username: str | None = None
+    name: str | None = None
+    email: list[dict[str, Any]] | str | None = None
+    phone: list[dict[str, Any]] | str | None = None
+
+
+class _ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str = Field(alias="_id")
+    username: str | None = None
+    msg: str | None = None
+    ts: datetime
+    agent_id: str | None = Field(None, alias="agentId")
+
+
+class _LivechatPayload(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str
+    id: str = Field(alias="_id")
+    visitor: _Visitor
+    agent: dict[str, Any] | None = None
+    messages: list[_ChatMessage] = []
+    tags: list[str] | None = None
+    crm_data: Any = Field(None, alias="crmData")
+
+
+def fastapi_handwritten() -> FastAPI:
+    """What users write today: FastAPI, their own pydantic model of the payload, a token check."""
+    app = FastAPI()
+
+    @app.post("/rocketchat")
+    async def rocketchat(
+        payload: _LivechatPayload,
+        x_rocketchat_livechat_token: str | None = Header(default=None),
+    ) -> dict[str, bool]:
+        if not secrets.compare_digest(x_rocketchat_livechat_token or "", TOKEN):
+            raise HTTPException(status_code=401, detail="invalid token")
+        return {"ok": True}
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
 
 
 def _router() -> Router:

@@ -67,7 +67,9 @@ async def test_an_older_schema_is_migrated_step_by_step(store_url: str) -> None:
 
         def back_to_version_1(tx: Any) -> None:
             for table in ("crm_messages", "crm_conversations", "crm_contacts", "crm_links"):
-                tx.execute(f"DROP TABLE {table}")
+                tx.execute(f"DROP TABLE {table}")  # what step 2 made
+            for index in ("events_active_id", "outbox_active_id"):
+                tx.execute(f"DROP INDEX {index}")  # what step 3 made
             tx.execute("DELETE FROM omnihook_schema WHERE version > 1")
 
         await store.database.run(back_to_version_1)
@@ -77,6 +79,9 @@ async def test_an_older_schema_is_migrated_step_by_step(store_url: str) -> None:
             lambda tx: tx.execute("SELECT COUNT(*) FROM crm_contacts").fetchone()
         )
         assert count == (0,)
+        assert (await migrated.events.claim("w", 10, 30, now=2e9))[
+            0
+        ].body == b"kept across the migration"
 
 
 async def test_accept_stores_once_and_answers_duplicates_alike(store: Store) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
 
@@ -38,6 +38,14 @@ class VisitorPhone(WireModel):
     """One entry of ``visitor.phone`` in current versions: ``{"phoneNumber": "..."}``."""
 
     phone_number: str = Field(alias="phoneNumber")
+
+
+# The three forms of `email`/`phone` (a list of objects, a string, null) never overlap: a value
+# can match only one of them. Trying them in order therefore picks the same form, and reports the
+# same errors, as pydantic's default "smart" union, which also tries the forms after a match to
+# choose the best one; that is about a quarter of a microsecond per visitor on every room event.
+_Emails = Annotated[list[VisitorEmail] | str | None, Field(union_mode="left_to_right")]
+_Phones = Annotated[list[VisitorPhone] | str | None, Field(union_mode="left_to_right")]
 
 
 def _addresses(
@@ -99,8 +107,8 @@ class Visitor(_ContactMixin, WireModel):
     os: str | None = None
     browser: str | None = None
     custom_fields: dict[str, Any] | None = Field(default=None, alias="customFields")
-    email: list[VisitorEmail] | str | None = None
-    phone: list[VisitorPhone] | str | None = None
+    email: _Emails = None
+    phone: _Phones = None
 
     @property
     def display_name(self) -> str:
@@ -112,8 +120,8 @@ class OfflineVisitor(_ContactMixin, WireModel):
     """``visitor`` of an offline message: what the offline form asked for, email as a string."""
 
     name: str | None = None
-    email: list[VisitorEmail] | str | None = None
-    phone: list[VisitorPhone] | str | None = None
+    email: _Emails = None
+    phone: _Phones = None
 
     @property
     def display_name(self) -> str:

@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from omnihook.contracts import AnyEvent, ContractError, RoomEvent, parse_event
 from omnihook.store import NewEvent, Store, StoreError
@@ -175,7 +176,9 @@ def create_app(
         routes.append(
             Route(trigger_path or f"{path.rstrip('/')}/trigger", trigger, methods=["POST"])
         )
-    app = Starlette(
+    app = _ReceiverApp(
+        endpoint,
+        path,
         routes=routes,
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,
@@ -185,6 +188,35 @@ def create_app(
     app.state.worker = worker
     app.state.webhook_path = path
     return app
+
+
+class _ReceiverApp(Starlette):
+    """Starlette, with the webhook's ``POST`` taken straight to its endpoint.
+
+    Routing and the middleware stack cost about as much as the rest of a small event's request;
+    every other request (health, trigger, wrong method or path, lifespan) goes through Starlette.
+    """
+
+    def __init__(self, endpoint: _WebhookEndpoint, path: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._endpoint = endpoint
+        self._webhook_path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path, root = scope["path"], scope.get("root_path", "")
+            if root and path.startswith(root):  # mounted in another app
+                path = path[len(root) :]
+            if path == self._webhook_path:
+                scope["app"] = self
+                try:
+                    response = await self._endpoint.handle(Request(scope, receive))
+                except Exception:
+                    logger.exception("the webhook endpoint failed")
+                    response = json_error(500, "internal_error", "see the receiver's log")
+                await response(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
 
 class _WebhookEndpoint:

@@ -378,22 +378,28 @@ async def _call(
     registration: _Registration, event: AnyEvent, context: HandlerContext, timeout: float | None
 ) -> Any:
     args = (event, context) if registration.wants_context else (event,)
+    if timeout is None:  # inline: the request's own lifetime bounds it
+        return await _invoke(registration, args)
     deadline = asyncio.timeout(timeout)
     try:
         async with deadline:
-            if registration.is_async:
-                return await registration.func(*args)
-            # abandon_on_cancel: on timeout stop waiting for the thread (it cannot be killed).
-            result = await anyio.to_thread.run_sync(
-                functools.partial(registration.func, *args), abandon_on_cancel=True
-            )
-            if inspect.isawaitable(result):
-                return await result
-            return result
+            return await _invoke(registration, args)
     except TimeoutError:
         if timeout is not None and deadline.expired():
             raise HandlerTimeout(f"did not finish within {timeout:g} s") from None
         raise  # the handler's own timeout (say, its HTTP call's)
+
+
+async def _invoke(registration: _Registration, args: tuple[Any, ...]) -> Any:
+    if registration.is_async:
+        return await registration.func(*args)
+    # abandon_on_cancel: on timeout stop waiting for the thread (it cannot be killed).
+    result = await anyio.to_thread.run_sync(
+        functools.partial(registration.func, *args), abandon_on_cancel=True
+    )
+    if inspect.isawaitable(result):
+        return await result
+    return result
 
 
 def _is_async(func: Callable[..., Any]) -> bool:

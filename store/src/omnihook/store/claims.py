@@ -41,6 +41,7 @@ class ClaimLoop(ABC, Generic[Item]):
         if lease <= 0:
             raise ValueError(f"lease must be positive, got {lease}")
         self.concurrency = concurrency
+        self._claim_batch = max(1, concurrency // 4)
         self.lease = lease
         self.poll_interval = poll_interval
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
@@ -92,9 +93,11 @@ class ClaimLoop(ABC, Generic[Item]):
                 if claimed and len(self._inflight) < self.concurrency:
                     continue  # there may be more work right away
                 self._wakeup.clear()
+                # Busy: the next finished item wakes us. Idle: sleep until work is due.
+                wait = self.poll_interval if self._inflight else await self.idle_wait()
                 # A real wait even under a test's fake clock: only drains jump in time.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), await self.idle_wait())
+                    await asyncio.wait_for(self._wakeup.wait(), wait)
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -158,7 +161,10 @@ class ClaimLoop(ABC, Generic[Item]):
     async def _claim_some(self) -> int:
         async with self._claiming:
             free = self.concurrency - len(self._inflight)
-            if free <= 0:
+            # Under load, slots free up one at a time; claiming for each would cost a
+            # transaction per item. Wait until a quarter of the slots are free (or none is
+            # busy), so that each claim takes a batch.
+            if free <= 0 or (self._inflight and free < self._claim_batch):
                 return 0
             try:
                 claimed = await self.claim(free)

@@ -337,7 +337,7 @@ def _claim_in(
     tx: Tx, worker: str, limit: int, lease_until: float, now: float
 ) -> list[ClaimedEvent]:
     rows = tx.execute(
-        f"""SELECT e.id FROM events AS e
+        f"""SELECT e.id FROM events AS e{tx.use_index("events_active_id")}
             WHERE e.status IN {_ACTIVE}
               AND e.next_attempt_at <= ?
               AND (e.status <> 'processing' OR e.lease_expires_at <= ?)

@@ -88,9 +88,13 @@ class OutboxStore:
         self._puts: Batcher[OutboxItem, int] = Batcher(
             self._put_batch, max_batch, concurrency=database.write_concurrency
         )
+        self._records: Batcher[_Outcome, bool] = Batcher(
+            self._record_batch, max_batch, concurrency=database.write_concurrency
+        )
 
     async def close(self) -> None:
         await self._puts.close()
+        await self._records.close()
 
     async def put(self, item: OutboxItem) -> int:
         """Store a delivery; returns its id once committed (concurrent calls share commits)."""
@@ -125,7 +129,7 @@ class OutboxStore:
 
         def work(tx: Tx) -> list[OutboxEntry]:
             rows = tx.execute(
-                f"""SELECT o.id FROM outbox AS o
+                f"""SELECT o.id FROM outbox AS o{tx.use_index("outbox_active_id")}
                     WHERE o.status IN {_ACTIVE}
                       AND o.next_attempt_at <= ?
                       AND (o.status <> 'sending' OR o.lease_expires_at <= ?)
@@ -174,51 +178,16 @@ class OutboxStore:
     ) -> bool:
         """Record one attempt and the delivery's new state; ``False`` if the lease was lost.
 
-        A ``done`` room delivery also becomes the room's crmData for later deliveries.
+        A ``done`` room delivery also becomes the room's crmData for later deliveries. Concurrent
+        calls share commits.
         """
+        return await self._records.submit(
+            _Outcome(entry, owner, attempt, status, next_attempt_at, response_text)
+        )
 
-        def work(tx: Tx) -> bool:
-            finished = attempt.started_at + attempt.elapsed
-            updated = tx.execute(
-                """UPDATE outbox SET status = ?, attempts = attempts + 1, next_attempt_at = ?,
-                       lease_owner = NULL, lease_expires_at = NULL, last_status = ?, last_error = ?,
-                       response_text = ?, finished_at = ?
-                   WHERE id = ? AND lease_owner = ? AND status = 'sending'""",
-                (
-                    status,
-                    next_attempt_at,
-                    attempt.status,
-                    attempt.error,
-                    response_text,
-                    finished if status != "failed" else None,
-                    entry.id,
-                    owner,
-                ),
-            ).rowcount
-            if updated != 1:
-                return False
-            tx.execute(
-                "INSERT INTO outbox_attempts (outbox_id, number, started_at, elapsed, status, error) "
-                "VALUES (?, (SELECT COALESCE(MAX(number), 0) + 1 FROM outbox_attempts "
-                "WHERE outbox_id = ?), ?, ?, ?, ?)",
-                (
-                    entry.id,
-                    entry.id,
-                    attempt.started_at,
-                    attempt.elapsed,
-                    attempt.status,
-                    attempt.error,
-                ),
-            )
-            if status == "done" and entry.room_id is not None and response_text is not None:
-                tx.execute(
-                    """INSERT INTO outbox_crm_data (url, room_id, response_text, updated_at)
-                       VALUES (?, ?, ?, ?)
-                       ON CONFLICT (url, room_id) DO UPDATE SET
-                           response_text = excluded.response_text, updated_at = excluded.updated_at""",
-                    (entry.url, entry.room_id, response_text, finished),
-                )
-            return True
+    async def _record_batch(self, batch: list[_Outcome]) -> list[bool]:
+        def work(tx: Tx) -> list[bool]:
+            return [_record(tx, outcome) for outcome in batch]
 
         return await self.database.run(work)
 
@@ -271,7 +240,8 @@ class OutboxStore:
 
         def work(tx: Tx) -> float | None:
             row = tx.execute(
-                f"SELECT MIN(next_attempt_at) FROM outbox WHERE status IN {_ACTIVE}"
+                f"SELECT MIN(next_attempt_at) FROM outbox{tx.use_index('outbox_active_due')} "
+                f"WHERE status IN {_ACTIVE}"
             ).fetchone()
             return float(row[0]) if row and row[0] is not None else None
 
@@ -319,6 +289,48 @@ class OutboxStore:
             ).rowcount
 
         return await self.database.run(work)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """An attempt to record, with the delivery's new state."""
+
+    entry: OutboxEntry
+    owner: str
+    attempt: OutboxAttempt
+    status: Literal["done", "failed", "dead"]
+    next_attempt_at: float
+    response_text: str | None
+
+
+def _record(tx: Tx, outcome: _Outcome) -> bool:
+    entry, attempt, status = outcome.entry, outcome.attempt, outcome.status
+    finished = attempt.started_at + attempt.elapsed
+    updated = tx.execute(
+        """UPDATE outbox SET status = ?, attempts = attempts + 1, next_attempt_at = ?,
+               lease_owner = NULL, lease_expires_at = NULL, last_status = ?, last_error = ?,
+               response_text = ?, finished_at = ?
+           WHERE id = ? AND lease_owner = ? AND status = 'sending'""",
+        (status, outcome.next_attempt_at, attempt.status, attempt.error, outcome.response_text,
+         finished if status != "failed" else None, entry.id, outcome.owner),
+    ).rowcount  # fmt: skip
+    if updated != 1:
+        return False
+    tx.execute(
+        "INSERT INTO outbox_attempts (outbox_id, number, started_at, elapsed, status, error) "
+        "VALUES (?, (SELECT COALESCE(MAX(number), 0) + 1 FROM outbox_attempts "
+        "WHERE outbox_id = ?), ?, ?, ?, ?)",
+        (entry.id, entry.id, attempt.started_at, attempt.elapsed, attempt.status, attempt.error),
+    )
+    if status == "done" and entry.room_id is not None and outcome.response_text is not None:
+        tx.execute(
+            """INSERT INTO outbox_crm_data (url, room_id, response_text, updated_at)
+               VALUES (?, ?, ?, ?)
+               ON CONFLICT (url, room_id) DO UPDATE SET
+                   response_text = excluded.response_text, updated_at = excluded.updated_at""",
+            (entry.url, entry.room_id, outcome.response_text, finished),
+        )
+    return True
 
 
 def _entries(tx: Tx, tail: str, params: Sequence[Any]) -> list[OutboxEntry]:
