@@ -76,7 +76,7 @@ async def sender_send(url: str, count: int, concurrency: int) -> None:
 
 
 async def sender_outbox(url: str, count: int, concurrency: int, store: str) -> None:
-    favour_database_threads()  # as `omnihook outbox` and `omnihook simulate` do
+    favour_database_threads()  # as the README advises for a process that runs an outbox
     async with Sender(url, token=TOKEN, outbox=store, concurrency=concurrency) as sender:
 
         async def enqueue(body: bytes) -> None:

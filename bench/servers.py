@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from omnihook.receiver import Router, create_app
-from omnihook.store import favour_database_threads
+from omnihook.receiver.tuning import tune_process
 
 TOKEN = "bench-token"
 
@@ -95,7 +95,9 @@ def _router() -> Router:
 
 
 def inline() -> Starlette:
-    """omnihook without a store: token, parse, route, answer."""
+    """omnihook without a store: token, parse, route, answer, in a process tuned as
+    ``omnihook serve`` tunes its own."""
+    tune_process()
     return create_app(_router(), tokens=[TOKEN])
 
 
@@ -103,5 +105,5 @@ def stored() -> Starlette:
     """omnihook with a store: token, parse, commit (group commits), answer. Handling is left to
     workers elsewhere, so the number is what one receiver process accepts. The process is tuned
     as ``omnihook serve`` tunes its own."""
-    favour_database_threads()
+    tune_process()
     return create_app(_router(), tokens=[TOKEN], store=os.environ["BENCH_STORE"], run_worker=False)

@@ -25,6 +25,7 @@ from .router import (
 )
 from .timeline import Position, is_stale, position_of
 from .triggers import TriggerRequest
+from .tuning import tune_process
 from .verification import TOKEN_HEADER, TokenCheck, TokenVerifier
 from .worker import HandlingPolicy, Worker
 
@@ -55,4 +56,5 @@ __all__ = [
     "is_stale",
     "logging_router",
     "position_of",
+    "tune_process",
 ]

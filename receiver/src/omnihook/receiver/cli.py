@@ -18,7 +18,7 @@ import uvicorn
 from click.core import ParameterSource
 
 from omnihook.contracts.tokens import TOKEN_ENV, TokenSourceError, read_tokens
-from omnihook.store import Store, StoreError, favour_database_threads
+from omnihook.store import Store, StoreError
 from omnihook.store.cli import store_option
 
 from .app import DEFAULT_MAX_BODY_BYTES, DEFAULT_PATH, create_app
@@ -34,6 +34,7 @@ from .crm import SqlCrmAdapter
 from .inspector import create_inspector
 from .rest import RocketChatApi
 from .router import Router
+from .tuning import tune_process
 from .worker import HandlingPolicy, Worker
 
 __all__ = ["DEFAULT_TOKEN_FILE", "inspect", "load_app_target", "resolve_tokens", "serve", "worker"]
@@ -393,10 +394,10 @@ def serve(
         logger.warning("accepting requests WITHOUT a token check (--insecure-no-token)")
     else:
         logger.info("accepting %d token(s) from %s", len(tokens.tokens), tokens.source)
+    tune_process()
     if store is None:
         logger.info("no store: handlers run before each answer, nothing is kept")
     else:
-        favour_database_threads()
         where = "in this process" if not no_worker else "in `omnihook worker` processes"
         logger.info("store: %s; handling %s", store.config.display, where)
     logger.info("webhook URL: http://%s:%d%s", host, port, path)
@@ -452,7 +453,7 @@ def worker(
     events it holds.
     """
     _configure_logging(log_level)
-    favour_database_threads()
+    tune_process()
     config = _load_config(config_path)
     pick = _Settings(ctx, config)
     store_url = pick("store_url", "store")
