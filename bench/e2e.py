@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from omnihook.store import Store
+from omnihook.store.database import Tx
 
 from .procs import ROOT, free_port, peak_rss_mb, start_server, stop
 
@@ -57,12 +58,12 @@ async def _wait_until_handled(store_url: str, started: float) -> dict[str, float
                 raise RuntimeError(f"events still unhandled after 300 s: {counts}")
             await asyncio.sleep(0.2)
 
-        def read(tx):  # type: ignore[no-untyped-def]
+        def read(tx: Tx) -> tuple[list[float], float, int]:
             delays = tx.execute(
                 "SELECT finished_at - received_at FROM events WHERE status = 'done' ORDER BY 1"
             ).fetchall()
-            last = tx.execute("SELECT MAX(finished_at) FROM events").fetchone()[0]
-            conversations = tx.execute("SELECT COUNT(*) FROM crm_conversations").fetchone()[0]
+            (last,) = tx.execute("SELECT MAX(finished_at) FROM events").fetchall()[0]
+            (conversations,) = tx.execute("SELECT COUNT(*) FROM crm_conversations").fetchall()[0]
             return [float(row[0]) for row in delays], float(last), int(conversations)
 
         delays, last_finished, conversations = await store.database.run(read)

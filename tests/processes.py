@@ -67,7 +67,9 @@ def message(room: str, n: int) -> dict[str, Any]:
 
 
 class OmnihookProcess:
-    """``omnihook ARGS`` in ``cwd``; ready when ``/healthz`` answers (when given a port)."""
+    """``omnihook ARGS`` in ``cwd``; ready when ``/healthz`` answers (when given a port), or,
+    for ``omnihook worker``, once it has logged its start (a worker still importing would miss
+    a short test's events)."""
 
     def __init__(
         self, args: list[str], cwd: Path, env: dict[str, str], port: int | None = None
@@ -89,7 +91,7 @@ class OmnihookProcess:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        if self.port is not None:
+        if self.port is not None or self.args[0] == "worker":
             self.wait_ready()
         return self
 
@@ -99,11 +101,18 @@ class OmnihookProcess:
             assert self.process is not None
             if self.process.poll() is not None:
                 raise AssertionError(f"{self.args[0]} exited early:\n{self.log.read_text()}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200:
+            if self.port is None:
+                if " on store " in self.log.read_text():
                     return
-            except httpx.TransportError:
-                pass
+            else:
+                try:
+                    if (
+                        httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code
+                        == 200
+                    ):
+                        return
+                except httpx.TransportError:
+                    pass
             time.sleep(0.05)
         raise AssertionError(f"{self.args[0]} not ready in {timeout} s:\n{self.log.read_text()}")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +13,7 @@ from omnihook.store import EVENT_STATUSES, EventStatus, Store, StoredEvent
 from omnihook.store.cli import (
     format_time,
     print_details,
+    print_listing,
     print_payload,
     print_table,
     run_with_store,
@@ -48,29 +48,10 @@ def list_events(
         ), await store.events.counts()
 
     found, counts = run_with_store(store_url, work)
-    if as_json:
-        for event in found:
-            click.echo(json.dumps(_summary(event)))
-        return
-    console = Console()
-    if not found:
-        where = (f" with status {status}" if status else "") + (
-            f" in room {room_id}" if room_id else ""
-        )
-        click.echo(f"no events{where}")
-    else:
-        columns = (
-            "id",
-            "received (UTC)",
-            "type",
-            "room",
-            "status",
-            "tries",
-            "next / finished",
-            "last error",
-        )
-        print_table(console, columns, (_row(event) for event in found))
-    console.print(", ".join(f"{name}: {count}" for name, count in counts.items()), style="dim")
+    print_listing("events", found, counts, as_json=as_json, summary=_summary, row=_row,
+                  columns=("id", "received (UTC)", "type", "room", "status", "tries",
+                           "next / finished", "last error"),
+                  status=status, room_id=room_id)  # fmt: skip
 
 
 def _row(event: StoredEvent) -> tuple[str, ...]:

@@ -7,8 +7,10 @@ import base64
 import json
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -19,12 +21,14 @@ from omnihook.contracts import ContractError, parse_event, samples
 from omnihook.contracts.tokens import TOKEN_ENV, TokenSourceError, read_tokens
 
 from .chat import VERSIONS, Version
-from .policy import RetryPolicy
+from .policy import POLICY_NAMES, RetryPolicy
 from .sender import SEND_TEST_TIMEOUT, Attempt, Delivery, Payload, Sender
 from .simulate import Simulation, Step, play
 from .trigger import call_trigger_service
 
 __all__ = ["replay", "send", "send_test", "simulate", "trigger"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 _token_file_option = click.option(
     "--token-file",
@@ -32,6 +36,28 @@ _token_file_option = click.option(
     envvar="OMNIHOOK_TOKEN_FILE",
     help=f"File whose first token is sent. Default: the first token of ${TOKEN_ENV}.",
 )
+
+
+def _delivery_options(default_policy: str) -> Callable[[F], F]:
+    """``--timeout`` and ``--policy``, for the commands that deliver webhooks."""
+
+    def decorate(func: F) -> F:
+        func = click.option(
+            "--policy",
+            default=default_policy,
+            show_default=True,
+            type=click.Choice(POLICY_NAMES),
+            help="Retry rules: current Rocket.Chat, the public docs, exponential backoff, or none.",
+        )(func)
+        return click.option(
+            "--timeout",
+            default=5.0,
+            show_default=True,
+            type=click.FloatRange(min=0, min_open=True),
+            help="Seconds per attempt (Rocket.Chat's Livechat_http_timeout).",
+        )(func)
+
+    return decorate
 
 
 def _token(token_file: Path | None) -> str | None:
@@ -70,20 +96,7 @@ def _print_attempt(attempt: Attempt) -> None:
     type=click.Choice(samples.SAMPLE_NAMES),
     help="Send one of the built-in samples instead of a file.",
 )
-@click.option(
-    "--timeout",
-    default=5.0,
-    show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
-    help="Seconds per attempt (Rocket.Chat's Livechat_http_timeout).",
-)
-@click.option(
-    "--policy",
-    default="rocketchat",
-    show_default=True,
-    type=click.Choice(["rocketchat", "documented", "exponential", "no-retry"]),
-    help="Retry rules: current Rocket.Chat, the public docs, exponential backoff, or none.",
-)
+@_delivery_options(default_policy="rocketchat")
 @_token_file_option
 def send(
     url: str,
@@ -197,11 +210,7 @@ def _finish(delivery: Delivery, success: str) -> None:
 @click.option("--seed", default=0, show_default=True, help="The same seed plays the same chats.")
 @click.option("--version", "version", default="current", show_default=True, type=click.Choice(VERSIONS),
               help="Payload shapes of a Rocket.Chat generation.")  # fmt: skip
-@click.option(
-    "--timeout", default=5.0, show_default=True, type=click.FloatRange(min=0, min_open=True)
-)
-@click.option("--policy", default="rocketchat", show_default=True,
-              type=click.Choice(["rocketchat", "documented", "exponential", "no-retry"]))  # fmt: skip
+@_delivery_options(default_policy="rocketchat")
 @_token_file_option
 def simulate(
     url: str,
@@ -263,11 +272,7 @@ def simulate(
 @click.option("--fast", is_flag=True, help="As fast as possible, instead of the original pacing.")
 @click.option("--speed", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="Replay this many times faster than it was captured.")  # fmt: skip
-@click.option(
-    "--timeout", default=5.0, show_default=True, type=click.FloatRange(min=0, min_open=True)
-)
-@click.option("--policy", default="no-retry", show_default=True,
-              type=click.Choice(["rocketchat", "documented", "exponential", "no-retry"]))  # fmt: skip
+@_delivery_options(default_policy="no-retry")
 @_token_file_option
 def replay(
     capture: Path,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from typing import Any
@@ -14,6 +13,7 @@ from omnihook.store import OUTBOX_STATUSES, OutboxAttempt, OutboxEntry, OutboxSt
 from omnihook.store.cli import (
     format_time,
     print_details,
+    print_listing,
     print_payload,
     print_table,
     run_with_store,
@@ -50,27 +50,10 @@ def list_entries(
         ), await store.outbox.counts()
 
     found, counts = run_with_store(store_url, work)
-    if as_json:
-        for entry in found:
-            click.echo(json.dumps(_summary(entry)))
-        return
-    console = Console()
-    if not found:
-        click.echo("no deliveries" + (f" with status {status}" if status else ""))
-    else:
-        columns = (
-            "id",
-            "created (UTC)",
-            "type",
-            "room",
-            "url",
-            "status",
-            "tries",
-            "next / finished",
-            "last outcome",
-        )
-        print_table(console, columns, (_row(entry) for entry in found))
-    console.print(", ".join(f"{name}: {count}" for name, count in counts.items()), style="dim")
+    print_listing("deliveries", found, counts, as_json=as_json, summary=_summary, row=_row,
+                  columns=("id", "created (UTC)", "type", "room", "url", "status", "tries",
+                           "next / finished", "last outcome"),
+                  status=status, room_id=room_id)  # fmt: skip
 
 
 def _row(entry: OutboxEntry) -> tuple[str, ...]:

@@ -8,7 +8,10 @@ from typing import Literal
 
 from omnihook.store import backoff_delay
 
-__all__ = ["RetryPolicy"]
+__all__ = ["POLICY_NAMES", "RetryPolicy"]
+
+POLICY_NAMES = ("rocketchat", "documented", "exponential", "no-retry")
+"""The built-in policies, by the names :meth:`RetryPolicy.named` and the CLI take."""
 
 RetryOn = Literal["retryable", "any"]
 
@@ -93,12 +96,8 @@ class RetryPolicy:
     @classmethod
     def named(cls, name: str) -> RetryPolicy:
         """A built-in policy by name: ``rocketchat``, ``documented``, ``exponential``, ``no-retry``."""
-        factories = {
-            "rocketchat": cls.rocketchat,
-            "documented": cls.documented,
-            "exponential": cls.exponential,
-            "no-retry": cls.no_retry,
-        }
+        factories = dict(zip(POLICY_NAMES, (cls.rocketchat, cls.documented, cls.exponential,
+                                            cls.no_retry), strict=True))  # fmt: skip
         try:
             return factories[name]()
         except KeyError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -19,6 +20,7 @@ from .errors import StoreError
 __all__ = [
     "format_time",
     "print_details",
+    "print_listing",
     "print_payload",
     "print_table",
     "run_with_store",
@@ -28,6 +30,7 @@ __all__ = [
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
+Row = TypeVar("Row")
 
 
 def store_option(func: F) -> F:
@@ -93,6 +96,35 @@ def print_table(
     for row in rows:
         table.add_row(*(Text(cell) for cell in row))  # data, not markup: "[file: x]" stays
     console.print(table)
+
+
+def print_listing(
+    noun: str,
+    found: Sequence[Row],
+    counts: dict[str, int],
+    *,
+    as_json: bool,
+    summary: Callable[[Row], dict[str, Any]],
+    columns: Sequence[str],
+    row: Callable[[Row], Sequence[str]],
+    status: str | None,
+    room_id: str | None,
+) -> None:
+    """What a ``list`` command prints: one JSON object per item, or a table (or "no ..." and the
+    filters) followed by the count in each status."""
+    if as_json:
+        for item in found:
+            click.echo(json.dumps(summary(item)))
+        return
+    console = Console()
+    if not found:
+        where = (f" with status {status}" if status else "") + (
+            f" in room {room_id}" if room_id else ""
+        )
+        click.echo(f"no {noun}{where}")
+    else:
+        print_table(console, columns, (row(item) for item in found))
+    console.print(", ".join(f"{name}: {count}" for name, count in counts.items()), style="dim")
 
 
 def print_details(console: Console, pairs: Iterable[tuple[str, str]]) -> None:
