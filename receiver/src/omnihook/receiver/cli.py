@@ -17,7 +17,7 @@ import click
 import uvicorn
 from click.core import ParameterSource
 
-from omnihook.contracts.tokens import TOKEN_ENV, TokenSourceError, read_tokens
+from omnihook.contracts.tokens import DEFAULT_TOKEN_FILE, TOKEN_ENV, TokenSourceError, read_tokens
 from omnihook.store import Store, StoreError
 from omnihook.store.cli import store_option
 
@@ -42,9 +42,6 @@ __all__ = ["DEFAULT_TOKEN_FILE", "inspect", "load_app_target", "resolve_tokens",
 F = TypeVar("F", bound=Callable[..., Any])
 
 logger = logging.getLogger("omnihook.receiver")
-
-DEFAULT_TOKEN_FILE = Path("omnihook.token")
-"""Where ``serve`` keeps the token it generates when none is configured."""
 
 
 class _Tokens:
