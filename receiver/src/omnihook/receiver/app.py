@@ -25,7 +25,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from omnihook.contracts import AnyEvent, ContractError, RoomEvent, parse_event
-from omnihook.store import NewEvent, Store, StoreError
+from omnihook.store import NewEvent, Store, StoreError, StoreRejected, storable_text
 
 from .rest import RocketChatApi
 from .router import HandlerContext, HandlerFailures, Router
@@ -150,9 +150,9 @@ def create_app(
         running: asyncio.Task[None] | None = None
         if durable is not None:
             try:
-                await durable.connect()
+                await durable.check_writable()
             except StoreError as exc:  # keep serving: 503s until the store is back
-                logger.error("store unavailable at start, will keep trying: %s", exc)
+                logger.error("store cannot take deliveries, answering 503 until it can: %s", exc)
         if worker is not None:
             running = asyncio.create_task(worker.run(), name="omnihook-worker")
         try:
@@ -182,6 +182,9 @@ def create_app(
                 body = await read_limited_body(request, max_body_bytes)
             except BodyTooLarge:
                 return endpoint._too_large()
+            except ClientDisconnect:
+                _log_disconnect(request.scope)
+                return Response(status_code=204)  # nobody reads it: the server drops it
             return await service.answer(body)
 
         routes.append(
@@ -191,7 +194,7 @@ def create_app(
         endpoint,
         path,
         routes=routes,
-        exception_handlers={HTTPException: _http_error},
+        exception_handlers={HTTPException: _http_error, Exception: _internal_error},
         lifespan=lifespan,
     )
     app.state.router = router
@@ -222,6 +225,9 @@ class _ReceiverApp(Starlette):
                 scope["app"] = self
                 try:
                     response = await self._endpoint.handle(Request(scope, receive))
+                except ClientDisconnect:
+                    _log_disconnect(scope)  # nobody to answer: Rocket.Chat gave up on its side
+                    return
                 except Exception:
                     logger.exception("the webhook endpoint failed")
                     response = json_error(500, "internal_error", "see the receiver's log")
@@ -251,13 +257,17 @@ class _WebhookEndpoint:
         declared, token = _content_length_and_token(request.scope["headers"])
         if declared is not None:
             if not declared.isdigit():
-                return json_error(400, "bad_content_length", "Content-Length is not a number")
+                return json_error(400, "bad_content_length", "Content-Length is not one number")
             if int(declared) > self.max_body_bytes:
                 return self._too_large()
+        elif request.scope.get("http_version") == "1.0":
+            # HTTP/1.0 has no chunked bodies: without a length the body runs to the connection's
+            # end, which a client can hold open forever.
+            return json_error(411, "length_required", "an HTTP/1.0 request needs Content-Length")
 
-        check = self.verifier.check(token)
+        check = self.verifier.check(token) if token is not _SEVERAL else TokenCheck.INVALID
         if check is not TokenCheck.VALID:
-            return self._unauthorized(request, check)
+            return self._unauthorized(request, check, several=token is _SEVERAL)
 
         try:
             body = await _receive_body(request.receive, self.max_body_bytes)
@@ -269,6 +279,12 @@ class _WebhookEndpoint:
         except ContractError as exc:
             return self._rejected(exc)
 
+        if event.is_test and self.store is not None:
+            # Send Test must prove the whole path: "It works" only if a delivery could be kept.
+            try:
+                await self.store.check_writable()
+            except StoreError as exc:
+                return self._store_unavailable(exc)
         if self.store is None or event.is_test:
             return await self._handle_inline(event, body)
         return await self._store(event, body)
@@ -300,13 +316,18 @@ class _WebhookEndpoint:
         try:
             await self.store.connect()
             accepted = await self.store.events.accept(new_event)
-        except StoreError as exc:
-            logger.error("store unavailable, answering 503 so that Rocket.Chat retries: %s", exc)
+        except StoreRejected as exc:
+            logger.error("the store refused a %s delivery, answering 422: %s", event.type, exc)
             return json_error(
-                503,
-                "store_unavailable",
-                "the receiver cannot store the event right now; Rocket.Chat will retry",
+                422,
+                "unstorable",
+                "the store refused this delivery's data; see the receiver's log",
             )
+        except StoreError as exc:
+            return self._store_unavailable(exc)
+        except Exception as exc:  # a store may fail in ways nobody foresaw: still not a 500
+            logger.exception("storing a %s delivery failed", event.type)
+            return self._store_unavailable(exc)
         if self.worker is not None and not accepted.duplicate:
             self.worker.wake()
         if accepted.duplicate:
@@ -315,14 +336,28 @@ class _WebhookEndpoint:
             )
         return Response(accepted.answer.encode(), media_type="application/json")
 
+    def _store_unavailable(self, exc: Exception) -> Response:
+        logger.error("store unavailable, answering 503 so that Rocket.Chat retries: %s", exc)
+        return json_error(
+            503,
+            "store_unavailable",
+            "the receiver cannot store the event right now; Rocket.Chat will retry",
+        )
+
     async def healthz(self, request: Request) -> Response:
+        """200 when the receiver can take a delivery: with a store, only if a write succeeds
+        within its deadline (not a ping: a full disk or a revoked privilege still answers pings)."""
         if self.store is None:
             return JSONResponse({"status": "ok"})
         try:
-            await self.store.connect()
-            await self.store.database.ping()
-        except StoreError:
-            return JSONResponse({"status": "unavailable", "store": "unreachable"}, status_code=503)
+            await self.store.check_writable()
+        except StoreError as exc:
+            # The reason, without where the store is (this endpoint needs no token).
+            reason = str(exc).replace(self.store.config.display, "the store")
+            return JSONResponse(
+                {"status": "unavailable", "store": "cannot write", "reason": reason},
+                status_code=503,
+            )
         return JSONResponse({"status": "ok", "store": "ok"})
 
     def _too_large(self) -> Response:
@@ -332,8 +367,14 @@ class _WebhookEndpoint:
             f"the body exceeds the receiver's limit of {self.max_body_bytes} bytes",
         )
 
-    def _unauthorized(self, request: Request, check: TokenCheck) -> Response:
+    def _unauthorized(
+        self, request: Request, check: TokenCheck, *, several: bool = False
+    ) -> Response:
         client = request.client.host if request.client else "unknown"
+        if several:
+            logger.warning("rejected a delivery from %s: several token headers", client)
+            detail = f"several {TOKEN_HEADER} headers; send exactly one"
+            return json_error(401, "invalid_token", detail)
         logger.warning("rejected a delivery from %s: token %s", client, check.value)
         if check is TokenCheck.MISSING:
             detail = (
@@ -365,20 +406,33 @@ class _WebhookEndpoint:
 
 
 _TOKEN_HEADER_KEY = TOKEN_HEADER.lower().encode("latin-1")
+_SEVERAL = "\x00several"  # no real header value holds NUL: it stands for "sent more than once"
 
 
 def _content_length_and_token(
     headers: Iterable[tuple[bytes, bytes]],
 ) -> tuple[str | None, str | None]:
-    """The two headers the webhook reads, in one pass over the raw ASGI headers (the first of
-    each, as Starlette's ``Headers.get`` gives)."""
+    """The two headers the webhook reads, in one pass over the raw ASGI headers. A token sent
+    twice gives ``_SEVERAL`` (refused, whatever the values: no "first one wins" for a secret);
+    a length sent twice with different values gives a length that is not a number."""
     length = token = None
     for key, value in headers:
-        if length is None and key == b"content-length":
-            length = value.decode("latin-1")
-        elif token is None and key == _TOKEN_HEADER_KEY:
-            token = value.decode("latin-1")
+        if key == b"content-length":
+            text = value.decode("latin-1")
+            length = text if length is None or length == text else "several"
+        elif key == _TOKEN_HEADER_KEY:
+            token = value.decode("latin-1") if token is None else _SEVERAL
     return length, token
+
+
+def _log_disconnect(scope: Scope) -> None:
+    client = scope.get("client")
+    logger.info(
+        "%s went away before sending the whole body of %s %s: nothing stored, no answer",
+        client[0] if client else "a client",
+        scope.get("method", ""),
+        scope.get("path", ""),
+    )
 
 
 def _previous_crm_data(event: AnyEvent) -> Any:
@@ -396,7 +450,8 @@ def _accepted(event: AnyEvent, handler_results: dict[str, Any]) -> Response:
     if not body:
         return Response(_OK_BODY, media_type="application/json")
     try:
-        encoded = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+        encoded = storable_text(text).encode()
     except (TypeError, ValueError) as exc:
         logger.error("handler results for %s are not JSON: %s", event.type, exc)
         return json_error(
@@ -414,6 +469,11 @@ def _handler_failed(exc: HandlerFailures) -> Response:
         "see the receiver's log (Rocket.Chat will retry)"
     )
     return json_error(500, "handler_failed", detail, handlers=exc.handler_names)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    # Starlette logs the traceback; the client gets JSON like every other answer.
+    return json_error(500, "internal_error", "see the receiver's log")
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

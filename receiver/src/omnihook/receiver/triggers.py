@@ -19,6 +19,8 @@ from typing import Any
 
 from starlette.responses import Response
 
+from omnihook.store import storable_text
+
 __all__ = ["TriggerRequest", "TriggerService"]
 
 logger = logging.getLogger("omnihook.receiver")
@@ -44,6 +46,8 @@ class TriggerService:
             document = json.loads(body)
         except ValueError:
             return _error(400, "invalid_json", "the body is not JSON")
+        except RecursionError:
+            return _error(400, "invalid_json", "the body is JSON nested too deeply")
         if not isinstance(document, dict):
             return _error(400, "not_an_object", "expected a JSON object")
         token = document.get("visitorToken")
@@ -51,12 +55,18 @@ class TriggerService:
             return _error(422, "contract_violation", "visitorToken: required, a non-empty string")
         metadata = document.get("metadata") or []
         if not isinstance(metadata, list) or not all(
-            isinstance(m, dict) and "key" in m for m in metadata
+            isinstance(m, dict) and _is_scalar(m.get("key")) and _is_scalar(m.get("value") or "")
+            for m in metadata
         ):
             return _error(
-                422, "contract_violation", "metadata: expected a list of {key, value} objects"
+                422,
+                "contract_violation",
+                "metadata: expected a list of {key, value} objects with text values",
             )
-        request = TriggerRequest(token, {str(m["key"]): str(m.get("value", "")) for m in metadata})
+        request = TriggerRequest(
+            storable_text(token),
+            {_text(m["key"]): _text(m.get("value") or "") for m in metadata},
+        )
         try:
             async with asyncio.timeout(self.timeout):
                 result = self.handler(request)
@@ -82,9 +92,20 @@ class TriggerService:
                 500, "trigger_failed", "the trigger handler returned something that is not text"
             )
         return Response(
-            json.dumps({"contents": _contents(messages)}, ensure_ascii=False).encode(),
+            json.dumps({"contents": _contents(messages)}, ensure_ascii=False).encode(
+                "utf-8", "replace"
+            ),
             media_type="application/json",
         )
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, str | int | float | bool)
+
+
+def _text(value: Any) -> str:
+    # Rocket.Chat sends strings; JSON's lone surrogates (which Python's json accepts) become U+FFFD.
+    return storable_text(str(value))
 
 
 def _contents(messages: Sequence[str]) -> list[dict[str, Any]]:

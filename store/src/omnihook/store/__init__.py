@@ -21,7 +21,7 @@ from .database import (
     favour_database_threads,
     open_database,
 )
-from .errors import SchemaTooNew, StoreError, StoreUnavailable
+from .errors import SchemaTooNew, StoreError, StoreRejected, StoreUnavailable
 from .events import (
     EVENT_STATUSES,
     Accepted,
@@ -35,6 +35,8 @@ from .events import (
     RoomState,
     StoredEvent,
 )
+from .health import DEFAULT_PROBE_TIMEOUT, WriteProbe
+from .keys import MAX_KEY_CHARS, bounded_key, storable_text
 from .outbox import (
     OUTBOX_STATUSES,
     OutboxAttempt,
@@ -54,8 +56,10 @@ from .sqlcrm import (
 )
 
 __all__ = [
+    "DEFAULT_PROBE_TIMEOUT",
     "DEFAULT_STORE_URL",
     "EVENT_STATUSES",
+    "MAX_KEY_CHARS",
     "OUTBOX_STATUSES",
     "SCHEMA_VERSION",
     "STORE_ENV",
@@ -87,13 +91,17 @@ __all__ = [
     "Store",
     "StoreConfig",
     "StoreError",
+    "StoreRejected",
     "StoreUnavailable",
     "StoredEvent",
     "Tx",
+    "WriteProbe",
     "backoff_delay",
+    "bounded_key",
     "favour_database_threads",
     "open_database",
     "parse_store_url",
+    "storable_text",
 ]
 
 
@@ -109,6 +117,8 @@ class Store:
         self.outbox = OutboxStore(self.database)
         self.crm_links = CrmLinks(self.database)
         self.sql_crm = SqlCrm(self.database)
+        self.health = WriteProbe(self.database)
+        """Whether the store can write now (``await store.check_writable()``)."""
         self._connecting: asyncio.Lock | None = None
 
     @classmethod
@@ -129,6 +139,16 @@ class Store:
         async with self._connecting:
             if not self.database.is_open:
                 await self.database.open()
+
+    async def check_writable(self) -> None:
+        """Return if a delivery could be stored now; else raise :class:`StoreUnavailable`
+        naming the cause (full disk, read-only file, missing privilege, lock held too long).
+
+        A real write with a deadline (:class:`WriteProbe`), shared by concurrent callers and
+        remembered for a second: cheap enough for a load balancer's health checks.
+        """
+        await self.connect()
+        await self.health.check()
 
     async def close(self) -> None:
         await self.events.close()

@@ -4,6 +4,10 @@ A request that must not be answered before its write is durable waits for a comm
 each request alone makes the disk (or the database round trip) the limit; instead, whatever
 arrives while one batch is being written goes into the next batch, so under load each commit
 carries many writes and at low load a write still goes out at once.
+
+A batch that fails for one item's sake (the database refused its data) must not fail the others:
+it is split in halves and each half written again, down to the culprit, so one poison delivery
+fails alone while the rest are committed (a few more transactions, only when it happens).
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ class Batcher(Generic[T, R]):
 
     Up to ``concurrency`` batches are written at once (a database with several connections
     commits one batch while the next one is written); each takes what is queued when it starts.
+    When ``process`` raises an exception for which ``isolate(exc)`` is true, the batch is split
+    and written again in halves until the failing items fail alone; other exceptions (the
+    database is down) fail the whole batch at once.
     """
 
     def __init__(
@@ -31,6 +38,7 @@ class Batcher(Generic[T, R]):
         process: Callable[[list[T]], Awaitable[list[R]]],
         max_batch: int = 256,
         concurrency: int = 1,
+        isolate: Callable[[Exception], bool] = lambda exc: False,
     ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
@@ -39,6 +47,7 @@ class Batcher(Generic[T, R]):
         self._process = process
         self._max_batch = max_batch
         self._concurrency = concurrency
+        self._isolate = isolate
         self._queue: asyncio.Queue[tuple[T, asyncio.Future[R]]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -87,20 +96,27 @@ class Batcher(Generic[T, R]):
     ) -> None:
         try:
             live = [(item, future) for item, future in batch if not future.done()]
-            if not live:
-                return
-            try:
-                results = await self._process([item for item, _ in live])
-            except Exception as exc:
-                for _, future in live:
-                    if not future.done():
-                        future.set_exception(exc)
-            else:
-                for (_, future), result in zip(live, results, strict=True):
-                    if not future.done():
-                        future.set_result(result)
+            if live:
+                await self._settle(live)
         finally:
             slots.release()
             for _, future in batch:
                 if not future.done():
                     future.cancel()
+
+    async def _settle(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        try:
+            results = await self._process([item for item, _ in batch])
+        except Exception as exc:
+            if len(batch) > 1 and self._isolate(exc):
+                middle = len(batch) // 2
+                await self._settle(batch[:middle])
+                await self._settle(batch[middle:])
+                return
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+        else:
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from .database import Database, Tx
+from .keys import bounded_key
 
 __all__ = ["CrmLinks"]
 
@@ -23,6 +24,7 @@ class CrmLinks:
 
     async def get(self, adapter: str, key: str) -> dict[str, Any]:
         """What ``adapter`` stored under ``key`` (``{}`` when nothing)."""
+        key = bounded_key(key)
 
         def work(tx: Tx) -> dict[str, Any]:
             row = tx.execute(
@@ -36,6 +38,7 @@ class CrmLinks:
         self, adapter: str, key: str, values: dict[str, Any], now: float
     ) -> dict[str, Any]:
         """Merge ``values`` into what ``adapter`` stored under ``key``; returns the result."""
+        key = bounded_key(key)
 
         def work(tx: Tx) -> dict[str, Any]:
             row = tx.execute(

@@ -9,6 +9,8 @@ one per thread, so several transactions (and several processes) proceed at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
 import sys
 from abc import ABC, abstractmethod
@@ -17,7 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 
 from .config import StoreConfig
-from .errors import StoreError, StoreUnavailable
+from .errors import StoreError, StoreRejected, StoreUnavailable
+from .keys import storable_params
 from .schema import migrate
 
 if TYPE_CHECKING:
@@ -48,9 +51,11 @@ class Tx:
         self.dialect: Dialect = dialect
 
     def execute(self, sql: str, params: Params = ()) -> Tx:
+        """Run ``sql``; strings the database cannot hold (NUL, lone surrogates) are made
+        storable on the way (see :mod:`omnihook.store.keys`)."""
         if self.dialect == "postgresql":
             sql = _to_pyformat(sql)
-        self._cursor.execute(sql, tuple(params))
+        self._cursor.execute(sql, storable_params(params))
         return self
 
     def fetchone(self) -> tuple[Any, ...] | None:
@@ -172,10 +177,16 @@ class SQLiteDatabase(Database):
 
     def _connect(self) -> None:
         assert self.config.path is not None
-        if self.config.path.parent != self.config.path:
-            self.config.path.parent.mkdir(parents=True, exist_ok=True)
+        path = self.config.path
+        if path.parent != path:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            # Readable by its owner only: it holds every payload (names, emails, messages).
+            # SQLite gives its -wal and -shm files the database file's mode.
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         connection = sqlite3.connect(
-            self.config.path,
+            path,
             timeout=self.config.busy_timeout_ms / 1000,
             isolation_level=None,  # we issue BEGIN/COMMIT ourselves
             check_same_thread=False,
@@ -200,9 +211,11 @@ class SQLiteDatabase(Database):
         return await self._call(lambda: self._transaction(work))
 
     def _transaction(self, work: Callable[[Tx], T]) -> T:
+        if self._connection is None:
+            # Dropped after a read-only error (below): open the file again, as it is now.
+            self._connect()
         connection = self._connection
-        if connection is None:
-            raise StoreError("the store is not open")
+        assert connection is not None
         cursor = connection.cursor()
         try:
             # IMMEDIATE takes the write lock at once, so two processes never both read, then
@@ -211,24 +224,55 @@ class SQLiteDatabase(Database):
             result = work(Tx(cursor, "sqlite"))
             cursor.execute("COMMIT")
             return result
-        except BaseException:
+        except BaseException as exc:
             if connection.in_transaction:
                 connection.rollback()
+            if _sqlite_code(exc) == _SQLITE_READONLY:
+                # SQLite opens a file it cannot write read-only, without a word, and the
+                # connection stays so; a new one sees the file as it is now (made writable).
+                self._connection = None
+                connection.close()
             raise
         finally:
-            cursor.close()
+            with contextlib.suppress(sqlite3.ProgrammingError):  # closed just above
+                cursor.close()
 
     async def _call(self, function: Callable[[], T]) -> T:
         if self._executor is None:
             raise StoreError("the store is not open")
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, function)
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailable(f"SQLite store {self.config.display}: {exc}") from exc
-        except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError):
-                raise
-            raise StoreUnavailable(f"SQLite store {self.config.display}: {exc}") from exc
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise _sqlite_failure(self.config.display, exc) from exc
+
+
+_SQLITE_READONLY = 8
+_SQLITE_REJECTED = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError,
+                    UnicodeError, OverflowError)  # fmt: skip
+
+
+def _sqlite_code(exc: BaseException) -> int | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code & 0xFF if isinstance(code, int) else None
+
+
+def _sqlite_failure(display: str, exc: Exception) -> StoreError:
+    """What a failed SQLite call means to the caller: the data refused (a constraint, a value
+    SQLite cannot bind) or the store unusable now (a read-only or full disk, a lock, a broken
+    file, a missing directory)."""
+    binding = isinstance(exc, sqlite3.ProgrammingError) and "binding" in str(exc)
+    if isinstance(exc, _SQLITE_REJECTED) or binding:
+        return StoreRejected(f"SQLite store {display} refused the data: {exc}")
+    if _sqlite_code(exc) == _SQLITE_READONLY:
+        return StoreUnavailable(
+            f"SQLite store {display} is read-only ({exc}): make the file and its folder "
+            "writable by this user; omnihook keeps trying"
+        )
+    if isinstance(exc, sqlite3.Error | OSError):
+        return StoreUnavailable(f"SQLite store {display}: {_one_line(str(exc))}")
+    return StoreUnavailable(f"SQLite store {display}: {type(exc).__name__}: {exc}")
 
 
 class PostgresDatabase(Database):
@@ -273,7 +317,13 @@ class PostgresDatabase(Database):
 
         assert self.config.conninfo is not None
         with psycopg.connect(self.config.conninfo, autocommit=True) as connection:
-            connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.config.schema}"')
+            # CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema
+            # exists: a least-privilege role given an existing schema must not need it.
+            found = connection.execute(
+                "SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.config.schema,)
+            ).fetchone()
+            if found is None:
+                connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.config.schema}"')
 
     def _configure(self, connection: psycopg.Connection[Any]) -> None:
         if self.config.schema:
@@ -302,15 +352,67 @@ class PostgresDatabase(Database):
             return work(Tx(cursor, "postgresql"))  # the pool commits on success
 
     async def _call(self, function: Callable[[], T]) -> T:
-        import psycopg
-        import psycopg_pool
-
         if self._executor is None:
             raise StoreError("the store is not open")
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, function)
-        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
-            raise StoreUnavailable(f"PostgreSQL store {self.config.display}: {exc}") from exc
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise _postgres_failure(self.config, exc) from exc
+
+
+# SQLSTATE classes of errors caused by the data itself: 22 data exception (a value out of range,
+# NUL in text), 23 integrity constraint, 54 program limit (an index entry too large).
+_PG_REJECTED_CLASSES = ("22", "23", "54")
+
+
+def _postgres_failure(config: StoreConfig, exc: Exception) -> StoreError:
+    """What a failed PostgreSQL call means to the caller: the data refused, or the store
+    unusable now (down, full, a privilege missing, a lock timeout), with the fix when known."""
+    import psycopg
+    import psycopg_pool
+
+    where = f"PostgreSQL store {config.display}"
+    if isinstance(exc, UnicodeError):
+        return StoreRejected(f"{where} refused the data: {exc}")
+    if isinstance(exc, psycopg_pool.PoolTimeout):
+        return StoreUnavailable(f"{where}: {_one_line(str(exc))}")
+    if not isinstance(exc, psycopg.Error):
+        return StoreUnavailable(f"{where}: {type(exc).__name__}: {exc}")
+    sqlstate = exc.sqlstate or ""
+    message = _one_line(exc.diag.message_primary or str(exc))
+    if isinstance(exc, psycopg.DataError | psycopg.IntegrityError) or sqlstate.startswith(
+        _PG_REJECTED_CLASSES
+    ):
+        return StoreRejected(f"{where} refused the data: {message}")
+    if sqlstate == "42501":  # insufficient_privilege
+        return StoreUnavailable(f"{where}: {message}; {_grant_hint(config, message)}")
+    detail = f" (SQLSTATE {sqlstate})" if sqlstate else ""
+    return StoreUnavailable(f"{where}: {message}{detail}")
+
+
+def _grant_hint(config: StoreConfig, message: str) -> str:
+    """The grant that fixes a ``permission denied`` (as the database owner or a superuser)."""
+    schema = config.schema or "public"
+    if "for database" in message:
+        return (
+            f'create the schema first (CREATE SCHEMA "{schema}" AUTHORIZATION <role>) or '
+            "GRANT CREATE ON DATABASE <database> TO <role>"
+        )
+    if "for schema" in message:
+        return (
+            f"run omnihook once as the schema's owner to create or migrate its tables, or GRANT "
+            f'USAGE, CREATE ON SCHEMA "{schema}" TO <role>'
+        )
+    return (
+        f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO <role>; '
+        f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA "{schema}" TO <role>'
+    )
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 SWITCH_INTERVAL = 0.0005

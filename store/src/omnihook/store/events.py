@@ -8,6 +8,7 @@ room's events are handled one at a time, in arrival order, whatever the number o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from typing import Any, Literal
 from .batching import Batcher
 from .database import Database, Tx
 from .database import placeholders as _marks
+from .errors import one_item_may_be_at_fault
+from .keys import bounded_key, storable_text
 from .leased import LeasedTable
 
 __all__ = [
@@ -158,7 +161,10 @@ class EventStore:
         self.database = database
         self._table = LeasedTable(database, "events", "processing", EVENT_STATUSES)
         self._accepts: Batcher[NewEvent, Accepted] = Batcher(
-            self._accept_batch, max_batch, concurrency=database.write_concurrency
+            self._accept_batch,
+            max_batch,
+            database.write_concurrency,
+            isolate=one_item_may_be_at_fault,
         )
 
     async def close(self) -> None:
@@ -171,8 +177,16 @@ class EventStore:
 
         Returns once the write is committed; concurrent calls share commits. The answer starts
         from the crmData Rocket.Chat sent, updated with what handling stored for the room; a
-        duplicate gets the answer its first delivery got.
+        duplicate gets the answer its first delivery got. A room id too long for an index is
+        kept shortened (:func:`~omnihook.store.keys.bounded_key`).
+
+        Raises :class:`StoreUnavailable` when the store cannot write now, and
+        :class:`StoreRejected` when the database refuses this delivery's data (the other
+        deliveries committed with it are not affected).
         """
+        room_id = bounded_key(event.room_id)
+        if room_id is not event.room_id:
+            event = dataclasses.replace(event, room_id=room_id)
         return await self._accepts.submit(event)
 
     async def _accept_batch(self, batch: list[NewEvent]) -> list[Accepted]:
@@ -248,7 +262,8 @@ class EventStore:
 
     async def room(self, room_id: str) -> RoomState | None:
         """What handling has stored for a room."""
-        return await self.database.run(lambda tx: _rooms_in(tx, [room_id]).get(room_id))
+        key = bounded_key(room_id)
+        return await self.database.run(lambda tx: _rooms_in(tx, [key]).get(key))
 
     async def replay(
         self, ids: Iterable[int] | None, now: float, *, all_handlers: bool = False
@@ -316,7 +331,8 @@ def _answer(event: NewEvent, room: RoomState | None) -> str:
     body = {**(event.previous_crm_data or {}), **(room.crm_data if room else {})}
     if not body:
         return _OK_ANSWER
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    # storable: crmData decoded from text may hold lone surrogates, which UTF-8 cannot carry.
+    return storable_text(json.dumps(body, separators=(",", ":"), ensure_ascii=False))
 
 
 def _rooms_in(tx: Tx, room_ids: Iterable[str]) -> dict[str, RoomState]:

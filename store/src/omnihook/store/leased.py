@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .database import Database, Tx, placeholders
+from .keys import bounded_key
 
 __all__ = ["LeasedTable"]
 
@@ -67,5 +68,5 @@ class LeasedTable:
             params.append(status)
         if room_id is not None:
             conditions.append("room_id = ?")
-            params.append(room_id)
+            params.append(bounded_key(room_id))
         return (f"WHERE {' AND '.join(conditions)}" if conditions else ""), params

@@ -15,6 +15,8 @@ from typing import Any, Literal
 from .batching import Batcher
 from .database import Database, Tx
 from .database import placeholders as _marks
+from .errors import one_item_may_be_at_fault
+from .keys import bounded_key
 from .leased import LeasedTable
 
 __all__ = [
@@ -86,10 +88,13 @@ class OutboxStore:
         self.database = database
         self._table = LeasedTable(database, "outbox", "sending", OUTBOX_STATUSES)
         self._puts: Batcher[OutboxItem, int] = Batcher(
-            self._put_batch, max_batch, concurrency=database.write_concurrency
+            self._put_batch, max_batch, database.write_concurrency, isolate=one_item_may_be_at_fault
         )
         self._records: Batcher[_Outcome, bool] = Batcher(
-            self._record_batch, max_batch, concurrency=database.write_concurrency
+            self._record_batch,
+            max_batch,
+            database.write_concurrency,
+            isolate=one_item_may_be_at_fault,
         )
 
     async def close(self) -> None:
@@ -104,8 +109,9 @@ class OutboxStore:
         def work(tx: Tx) -> list[int]:
             values: list[Any] = []
             for item in batch:
-                room_key = item.room_id if item.room_id is not None else ""
-                values += [item.url, room_key, item.room_id, item.type, item.body, item.created_at,
+                room_id = bounded_key(item.room_id)
+                room_key = room_id if room_id is not None else ""
+                values += [item.url, room_key, room_id, item.type, item.body, item.created_at,
                            "pending", item.created_at]  # fmt: skip
             rows = tx.execute(
                 "INSERT INTO outbox (url, room_key, room_id, type, body, created_at, status, "
@@ -201,7 +207,7 @@ class OutboxStore:
         def work(tx: Tx) -> str | None:
             row = tx.execute(
                 "SELECT response_text FROM outbox_crm_data WHERE url = ? AND room_id = ?",
-                (url, room_id),
+                (url, bounded_key(room_id)),
             ).fetchone()
             return str(row[0]) if row else None
 

@@ -200,6 +200,20 @@ _STEPS += (
     ),
 )
 
+_STEPS += (
+    _Step(
+        4,
+        (
+            # One row that every health check rewrites: proof that a commit reaches the disk.
+            """CREATE TABLE omnihook_health (
+                id INTEGER PRIMARY KEY,
+                checked_at {time} NOT NULL
+            )""",
+            "INSERT INTO omnihook_health (id, checked_at) VALUES (1, 0)",
+        ),
+    ),
+)
+
 SCHEMA_VERSION = _STEPS[-1].version
 """The schema version this omnihook writes."""
 
@@ -208,7 +222,10 @@ def migrate(tx: Tx) -> int:
     """Bring the schema to :data:`SCHEMA_VERSION`; returns the version found before."""
     if tx.dialect == "postgresql":
         tx.execute("SELECT pg_advisory_xact_lock(7207811)")  # any fixed number: omnihook's lock
-    tx.execute("CREATE TABLE IF NOT EXISTS omnihook_schema (version INTEGER NOT NULL)")
+    if not _has_schema_table(tx):
+        # Only when missing: CREATE ... IF NOT EXISTS needs the CREATE privilege even when the
+        # table exists, which a least-privilege role running a migrated store does not have.
+        tx.execute("CREATE TABLE IF NOT EXISTS omnihook_schema (version INTEGER NOT NULL)")
     row = tx.execute("SELECT MAX(version) FROM omnihook_schema").fetchone()
     found = int(row[0]) if row and row[0] is not None else 0
     if found > SCHEMA_VERSION:
@@ -224,3 +241,13 @@ def migrate(tx: Tx) -> int:
             tx.execute(statement.format(**types))
         tx.execute("INSERT INTO omnihook_schema (version) VALUES (?)", (step.version,))
     return found
+
+
+def _has_schema_table(tx: Tx) -> bool:
+    if tx.dialect == "postgresql":
+        row = tx.execute("SELECT to_regclass('omnihook_schema') IS NOT NULL").fetchone()
+    else:
+        row = tx.execute(
+            "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'omnihook_schema'"
+        ).fetchone()
+    return bool(row and row[0])

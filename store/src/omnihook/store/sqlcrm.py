@@ -3,11 +3,13 @@ database, so that a receiver with no CRM configured still keeps a browsable cust
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from .database import Database, Tx
+from .keys import bounded_key
 
 __all__ = [
     "ContactRecord",
@@ -119,7 +121,25 @@ class SqlCrm:
         messages: list[MessageRecord],
         now: float,
     ) -> int | None:
-        """Upsert what an event shows, in one transaction; returns the contact's id."""
+        """Upsert what an event shows, in one transaction; returns the contact's id.
+
+        Keys (contact key, email, room, message id) too long for an index are kept shortened
+        (:func:`~omnihook.store.keys.bounded_key`).
+        """
+        if contact is not None:
+            contact = dataclasses.replace(
+                contact,
+                contact_key=bounded_key(contact.contact_key),
+                email=bounded_key(contact.email),
+            )
+        if conversation is not None:
+            conversation = dataclasses.replace(
+                conversation, room_id=bounded_key(conversation.room_id)
+            )
+        messages = [
+            dataclasses.replace(message, message_key=bounded_key(message.message_key))
+            for message in messages
+        ]
         return await self.database.run(lambda tx: _record(tx, contact, conversation, messages, now))
 
     async def contacts(self, limit: int = 50, search: str | None = None) -> list[ContactRow]:
@@ -145,13 +165,14 @@ class SqlCrm:
         self, room_id: str
     ) -> tuple[ConversationRow, ContactRow | None, list[MessageRecord]] | None:
         """A conversation with its contact and messages (oldest first), or ``None``."""
+        key = bounded_key(room_id)
 
         def work(tx: Tx) -> tuple[ConversationRow, ContactRow | None, list[MessageRecord]] | None:
             row = tx.execute(
                 "SELECT room_id, status, department_id, agent, tags, custom_fields, started_at, "
                 "closed_at, closer, last_event, updated_at, contact_id FROM crm_conversations "
                 "WHERE room_id = ?",
-                (room_id,),
+                (key,),
             ).fetchone()
             if row is None:
                 return None
@@ -173,7 +194,7 @@ class SqlCrm:
                 for key, ts, author, kind, text, edited in tx.execute(
                     "SELECT message_key, ts, author, author_kind, text, edited FROM crm_messages "
                     "WHERE room_id = ? ORDER BY ts, message_key",
-                    (room_id,),
+                    (key,),
                 ).fetchall()
             ]
             return conversation, contact, messages

@@ -1,0 +1,78 @@
+"""Whether the store can take a delivery now: a real write, with a deadline.
+
+A ping proves that the database answers, not that a delivery would be kept: a full disk, a
+read-only file, a revoked ``INSERT`` or a lock held by another process all answer pings. The probe
+runs the write path itself, in one transaction: an ``INSERT`` into ``events`` that selects no row
+(it needs the same privilege and, on SQLite, a writable file) and an update of the one row of
+``omnihook_health``, committed (it needs disk space and the write lock).
+
+>>> await store.health.check()      # doctest: +SKIP
+(raises StoreUnavailable naming the cause when the store cannot write)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from .database import Database, Tx
+from .errors import StoreError, StoreUnavailable
+
+__all__ = ["DEFAULT_PROBE_TIMEOUT", "WriteProbe"]
+
+DEFAULT_PROBE_TIMEOUT = 3.0
+"""Seconds a write may take before the store counts as unavailable (a lock held too long)."""
+
+
+class WriteProbe:
+    """Checks that the store can write. Concurrent checks share one probe; a success is
+    remembered for ``max_age`` seconds (a load balancer polling often costs one write a second),
+    a failure is not (the next check probes again, so recovery shows at once)."""
+
+    def __init__(
+        self,
+        database: Database,
+        timeout: float = DEFAULT_PROBE_TIMEOUT,
+        max_age: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.database = database
+        self.timeout = timeout
+        self.max_age = max_age
+        self._clock = clock
+        self._succeeded_at: float | None = None
+        self._running: asyncio.Future[None] | None = None
+
+    async def check(self) -> None:
+        """Return if the store can write now; raise :class:`StoreUnavailable` saying why not."""
+        if self._succeeded_at is not None and self._clock() - self._succeeded_at < self.max_age:
+            return
+        if self._running is None or self._running.done():
+            self._running = asyncio.ensure_future(self._probe())
+        await asyncio.shield(self._running)
+
+    async def _probe(self) -> None:
+        self._succeeded_at = None
+        try:
+            await asyncio.wait_for(self.database.run(_write), self.timeout)
+        except TimeoutError:
+            raise StoreUnavailable(
+                f"store {self.database.config.display}: a write did not finish within "
+                f"{self.timeout:g} s (a lock held by another process, or a stalled disk)"
+            ) from None
+        except StoreUnavailable:
+            raise
+        except StoreError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        self._succeeded_at = self._clock()
+
+
+def _write(tx: Tx) -> None:
+    tx.execute(
+        "INSERT INTO events (dedup_key, room_key, type, body, received_at, status, "
+        "next_attempt_at, answer) SELECT 'probe', 'probe', 'probe', ?, 0, 'probe', 0, '' "
+        "WHERE 1 = 0",
+        (b"",),
+    )
+    tx.execute("UPDATE omnihook_health SET checked_at = ? WHERE id = 1", (time.time(),))
