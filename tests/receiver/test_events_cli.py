@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -106,3 +108,71 @@ def test_a_bad_store_url_is_a_usage_error() -> None:
     result = CliRunner().invoke(root, ["events", "list", "--store", "mysql://x/y"])
     assert result.exit_code == 2
     assert "unsupported store URL" in result.stderr
+
+
+def navigation_chat() -> dict[str, Any]:
+    """A chat start whose messages include a navigation message, as Rocket.Chat writes it."""
+    document = samples.sample("chat-start")
+    token = document["visitor"]["token"]
+    document["messages"].append({
+        "u": {"_id": "rocket.cat", "username": "rocket.cat"}, "_id": "nav1",
+        "username": "rocket.cat", "msg": "https://shop.example/pricing", "ts": "2025-03-14T09:30:05.000Z",
+        "rid": document["_id"], "_updatedAt": "2025-03-14T09:30:05.000Z",
+        "navigation": {"page": {"change": "url", "title": "Pricing",
+                                "location": {"href": "https://shop.example/pricing"}, "token": token},
+                       "token": token},
+    })  # fmt: skip
+    return document
+
+
+async def accept(store_url: str, document: dict[str, Any]) -> int:
+    body = json.dumps(document).encode()
+    async with Store.open(store_url) as store:
+        new = NewEvent(
+            hashlib.sha256(body).hexdigest(), document["_id"], document["type"], body, 1.0
+        )
+        return (await store.events.accept(new)).event_id
+
+
+def test_show_masks_the_visitor_token_unless_asked(store_url: str) -> None:
+    document = navigation_chat()
+    token = document["visitor"]["token"]
+    event_id = asyncio.run(accept(store_url, document))
+    masked = run(store_url, "show", str(event_id))
+    assert masked.exit_code == 0, masked.output
+    assert token not in masked.output
+    assert masked.stdout.count('"token": "<masked>"') == 3  # visitor, navigation, navigation.page
+    assert "(the visitor's Livechat token is masked as <masked>; --show-secrets shows it)" in (
+        masked.stdout
+    )
+    assert "Hi, my order A-10042 has not arrived yet." in masked.stdout  # the rest is intact
+    shown = run(store_url, "show", str(event_id), "--show-secrets")
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout.count(f'"token": "{token}"') == 3
+    assert "<masked>" not in shown.stdout
+    assert "masked" not in shown.stdout
+
+
+def test_show_without_a_visitor_token_mentions_no_masking(store_url: str) -> None:
+    document = samples.sample("send-test")
+    document["visitor"].pop("token", None)
+    event_id = asyncio.run(accept(store_url, document))
+    result = run(store_url, "show", str(event_id))
+    assert result.exit_code == 0, result.output
+    assert "masked" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args", [("list",), ("list", "--json"), ("show", "1"), ("replay", "1"), ("replay", "--dead")]
+)
+def test_read_commands_without_a_store_say_so_and_create_none(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    missing = tmp_path / "nothing-here.db"
+    result = run(f"sqlite:///{missing}", *args)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: no store at {missing}: start `omnihook serve` first or pass --store ($OMNIHOOK_STORE)\n"
+    )
+    assert not missing.exists()
+    assert list(tmp_path.iterdir()) == []

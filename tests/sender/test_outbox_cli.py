@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 
 from omnihook.contracts import samples
@@ -89,3 +91,28 @@ def test_retry_and_purge(store_url: str) -> None:
     bad_age = run(store_url, "purge", "--done", "--older-than", "soon")
     assert bad_age.exit_code == 2
     assert "expected a number with s, m, h or d" in bad_age.stderr
+
+
+def test_show_masks_the_visitor_token_unless_asked(store_url: str) -> None:
+    _, dead, _ = asyncio.run(seed(store_url))
+    token = samples.sample("chat-taken")["visitor"]["token"]
+    masked = run(store_url, "show", str(dead))
+    assert masked.exit_code == 0, masked.output
+    assert token not in masked.output
+    assert '"token": "<masked>"' in masked.stdout
+    assert "--show-secrets shows it" in masked.stdout
+    shown = run(store_url, "show", str(dead), "--show-secrets")
+    assert f'"token": "{token}"' in shown.stdout
+
+
+@pytest.mark.parametrize(
+    "args", [("list",), ("show", "1"), ("retry", "--dead"), ("purge", "--done")]
+)
+def test_commands_without_a_store_say_so_and_create_none(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    missing = tmp_path / "outbox.db"
+    result = run(f"sqlite:///{missing}", *args)
+    assert result.exit_code == 1
+    assert f"Error: no store at {missing}: start `omnihook serve` first" in result.stderr
+    assert list(tmp_path.iterdir()) == []

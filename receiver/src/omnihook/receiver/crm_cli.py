@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import Any, NamedTuple
 
 import click
 from rich.console import Console
 
-from omnihook.store import ContactRow, ConversationRow, MessageRecord, Store
+from omnihook.store import ContactRow, ConversationRow, MessageRecord, Store, Tx
 from omnihook.store.cli import format_time, print_details, print_table, run_with_store, store_option
 
 __all__ = ["contacts", "conversations"]
@@ -56,6 +57,126 @@ def list_contacts(search: str | None, limit: int, as_json: bool, store_url: str)
 @click.group()
 def conversations() -> None:
     """Chats the SQL CRM keeps, with their messages."""
+
+
+class _Listed(NamedTuple):
+    conversation: ConversationRow
+    contact_id: int | None
+    contact_name: str | None
+    contact_email: str | None
+    messages: int
+
+
+@conversations.command("list")
+@click.option(
+    "--status",
+    metavar="STATUS",
+    help="Only conversations in this state (open, queued, closed, ...).",
+)
+@click.option(
+    "--search",
+    metavar="TEXT",
+    help="Only conversations whose room id, contact name or email contains TEXT.",
+)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--json", "as_json", is_flag=True, help="One JSON object per line instead of a table."
+)
+@store_option
+def list_conversations(
+    status: str | None, search: str | None, limit: int, as_json: bool, store_url: str
+) -> None:
+    """The most recently updated conversations first, with their contact and message count."""
+
+    async def work(store: Store) -> list[_Listed]:
+        return await store.database.run(lambda tx: _find_conversations(tx, status, search, limit))
+
+    found = run_with_store(store_url, work)
+    if as_json:
+        for item in found:
+            click.echo(json.dumps(_summary(item)))
+        return
+    if not found:
+        where = (f" with status {status}" if status else "") + (
+            f" matching {search!r}" if search else ""
+        )
+        click.echo(f"no conversations yet{where}")
+        return
+    print_table(
+        Console(),
+        ("room", "status", "contact", "agent", "messages", "started (UTC)", "updated (UTC)",
+         "last event"),
+        (_cells(item) for item in found),
+    )  # fmt: skip
+
+
+def _summary(item: _Listed) -> dict[str, Any]:
+    v = item.conversation
+    return {
+        "room_id": v.room_id,
+        "status": v.status,
+        "contact_id": item.contact_id,
+        "contact_name": item.contact_name,
+        "contact_email": item.contact_email,
+        "agent": v.agent,
+        "department_id": v.department_id,
+        "tags": v.tags,
+        "custom_fields": v.custom_fields,
+        "messages": item.messages,
+        "started_at": format_time(v.started_at),
+        "closed_at": format_time(v.closed_at),
+        "closer": v.closer,
+        "last_event": v.last_event,
+        "updated_at": format_time(v.updated_at),
+    }
+
+
+def _cells(item: _Listed) -> tuple[str, ...]:
+    v = item.conversation
+    who = "-"
+    if item.contact_id is not None:
+        who = (item.contact_name or "(no name)") + (
+            f" <{item.contact_email}>" if item.contact_email else ""
+        )
+    return (
+        v.room_id,
+        v.status + (f", closed by {v.closer}" if v.closer else ""),
+        who,
+        v.agent or "-",
+        str(item.messages),
+        format_time(v.started_at),
+        format_time(v.updated_at),
+        v.last_event,
+    )
+
+
+def _find_conversations(
+    tx: Tx, status: str | None, search: str | None, limit: int
+) -> list[_Listed]:
+    # The SQL CRM's own reads (SqlCrm.contacts, .conversation) have no listing of conversations yet.
+    conditions, params = [], []
+    if status:
+        conditions.append("v.status = ?")
+        params.append(status)
+    if search:
+        conditions.append("(v.room_id LIKE ? OR c.name LIKE ? OR c.email LIKE ?)")
+        params += [f"%{search}%"] * 3
+    where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
+    rows = tx.execute(
+        "SELECT v.room_id, v.status, v.department_id, v.agent, v.tags, v.custom_fields, v.started_at, "
+        "v.closed_at, v.closer, v.last_event, v.updated_at, c.id, c.name, c.email, "
+        "(SELECT COUNT(*) FROM crm_messages AS m WHERE m.room_id = v.room_id) "
+        f"FROM crm_conversations AS v LEFT JOIN crm_contacts AS c ON c.id = v.contact_id {where}"
+        "ORDER BY v.updated_at DESC, v.room_id DESC LIMIT ?",
+        (*params, limit),
+    ).fetchall()
+    return [
+        _Listed(
+            ConversationRow(row[0], row[1], row[2], row[3], json.loads(row[4]), json.loads(row[5]), *row[6:11]),
+            row[11], row[12], row[13], int(row[14]),
+        )
+        for row in rows
+    ]  # fmt: skip
 
 
 @conversations.command("show")

@@ -18,6 +18,7 @@ from omnihook.store.cli import (
     print_table,
     run_with_store,
     shorten,
+    show_secrets_option,
     store_option,
 )
 
@@ -84,9 +85,11 @@ def _summary(event: StoredEvent) -> dict[str, Any]:
 
 @events.command("show")
 @click.argument("event_id", type=int)
+@show_secrets_option
 @store_option
-def show_event(event_id: int, store_url: str) -> None:
-    """One event: its state, its payload and every handling attempt."""
+def show_event(event_id: int, show_secrets: bool, store_url: str) -> None:
+    """One event: its state, its payload (the visitor's token masked) and every handling
+    attempt."""
 
     async def work(store: Store) -> tuple[StoredEvent | None, list[Any]]:
         return await store.events.get(event_id), await store.events.attempts(event_id)
@@ -110,7 +113,7 @@ def show_event(event_id: int, store_url: str) -> None:
         ("dedup key", event.dedup_key),
         ("last error", event.last_error or "-"),
     ])  # fmt: skip
-    print_payload(console, event.body or b"")
+    print_payload(console, event.body or b"", show_secrets=show_secrets)
     if not attempts:
         console.print("\nno attempts yet", style="dim")
         return

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import click
 from rich.console import Console
@@ -18,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from omnihook.contracts import ContractError, parse_event, samples
-from omnihook.contracts.tokens import TOKEN_ENV, TokenSourceError, read_tokens
+from omnihook.contracts.tokens import DEFAULT_TOKEN_FILE, TOKEN_ENV, TokenSourceError, read_tokens
 
 from .chat import VERSIONS, Version
 from .policy import POLICY_NAMES, RetryPolicy
@@ -34,8 +36,43 @@ _token_file_option = click.option(
     "--token-file",
     type=click.Path(dir_okay=False, path_type=Path),
     envvar="OMNIHOOK_TOKEN_FILE",
-    help=f"File whose first token is sent. Default: the first token of ${TOKEN_ENV}.",
+    help=f"File whose first token is sent. Default: the first token of ${TOKEN_ENV}, "
+    f"else of ./{DEFAULT_TOKEN_FILE} (which `omnihook serve` writes).",
 )
+
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def _webhook_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """An http:// or https:// URL with a host; anything else is a usage error naming the fix."""
+    text = value.strip()
+    if not text:
+        raise click.BadParameter("empty: e.g. http://127.0.0.1:8000/rocketchat")
+    if any(char.isspace() or ord(char) < 32 or ord(char) == 127 for char in text):
+        raise click.BadParameter(f"{text!r} holds spaces or control characters")
+    scheme = _SCHEME.match(text)
+    if scheme is None:
+        if text.lower().startswith(("http:", "https:")):
+            raise click.BadParameter(f"{text} is malformed: write http://HOST:PORT/PATH")
+        if text.startswith("/"):
+            raise click.BadParameter(
+                f"{text} has no scheme and host: e.g. http://127.0.0.1:8000{text}"
+            )
+        raise click.BadParameter(f"{text} has no scheme: add http:// (http://{text})")
+    name = scheme.group(1).lower()
+    if name not in ("http", "https"):
+        raise click.BadParameter(f"{text}: unsupported scheme {name}://, use http:// or https://")
+    parts = urlsplit(text)
+    if not parts.hostname:
+        raise click.BadParameter(f"{text} has no host: e.g. http://127.0.0.1:8000/rocketchat")
+    try:
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        raise click.BadParameter(f"{text} has an invalid port (a number from 0 to 65535)") from None
+    return name + text[len(name) :]  # Sender expects a lower-case scheme
+
+
+_url_argument = click.argument("url", callback=_webhook_url)
 
 
 def _delivery_options(default_policy: str) -> Callable[[F], F]:
@@ -61,11 +98,25 @@ def _delivery_options(default_policy: str) -> Callable[[F], F]:
 
 
 def _token(token_file: Path | None) -> str | None:
+    """The token to send: ``--token-file``, else ``$OMNIHOOK_TOKEN``, else the token file
+    ``omnihook serve`` generated in this directory; says on stderr when it is that file or none."""
     try:
         tokens = read_tokens(token_file)
+        if not tokens and token_file is None and DEFAULT_TOKEN_FILE.exists():
+            tokens = read_tokens(DEFAULT_TOKEN_FILE)
+            click.echo(
+                f"token: from ./{DEFAULT_TOKEN_FILE} (set ${TOKEN_ENV} or --token-file to send another)",
+                err=True,
+            )
     except TokenSourceError as exc:
         raise click.ClickException(str(exc)) from None
-    return tokens[0] if tokens else None
+    if not tokens:
+        click.echo(
+            f"note: no token (${TOKEN_ENV}, --token-file or ./{DEFAULT_TOKEN_FILE}): sending without one",
+            err=True,
+        )
+        return None
+    return tokens[0]
 
 
 def _print_attempt(attempt: Attempt) -> None:
@@ -82,7 +133,7 @@ def _print_attempt(attempt: Attempt) -> None:
 
 
 @click.command()
-@click.argument("url")
+@_url_argument
 @click.option(
     "--file",
     "-f",
@@ -132,11 +183,6 @@ def send(
         assert sample_name is not None
         payload = samples.sample(sample_name)
     token = _token(token_file)
-    if token is None:
-        click.echo(
-            f"note: no token (${TOKEN_ENV} or --token-file): sending without one",
-            err=True,
-        )
     delivery = asyncio.run(_send(url, token, timeout, RetryPolicy.named(policy), payload))
     _finish(delivery, success="delivered")
 
@@ -151,7 +197,7 @@ async def _send(
 
 
 @click.command("send-test")
-@click.argument("url")
+@_url_argument
 @click.option(
     "--timeout",
     default=SEND_TEST_TIMEOUT,
@@ -187,7 +233,7 @@ def _finish(delivery: Delivery, success: str) -> None:
 
 
 @click.command()
-@click.argument("url")
+@_url_argument
 @click.option(
     "--chats",
     default=100,
@@ -268,7 +314,7 @@ def simulate(
 
 @click.command()
 @click.argument("capture", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.argument("url")
+@_url_argument
 @click.option("--fast", is_flag=True, help="As fast as possible, instead of the original pacing.")
 @click.option("--speed", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="Replay this many times faster than it was captured.")  # fmt: skip
@@ -284,7 +330,8 @@ def replay(
     token_file: Path | None,
 ) -> None:
     """Send the deliveries of a CAPTURE (from `omnihook inspect --capture`) to URL again, byte for
-    byte, with their original pacing. The token comes from $OMNIHOOK_TOKEN (captures keep none)."""
+    byte, with their original pacing. The token comes from --token-file, $OMNIHOOK_TOKEN or
+    ./omnihook.token (captures keep none). Exits 1 unless every delivery was answered 200."""
     records = _read_capture(capture)
     token = _token(token_file)
     delivered = asyncio.run(
@@ -297,8 +344,12 @@ def replay(
 
 
 def _read_capture(capture: Path) -> list[tuple[datetime, bytes]]:
+    try:
+        text = capture.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.ClickException(f"cannot read {capture}: {exc}") from None
     records = []
-    for number, line in enumerate(capture.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -310,6 +361,8 @@ def _read_capture(capture: Path) -> list[tuple[datetime, bytes]]:
             raise click.ClickException(
                 f"{capture}:{number}: not a capture record ({exc})"
             ) from None
+    if not records:
+        raise click.ClickException(f"{capture} holds no delivery: nothing to replay")
     return records
 
 
@@ -342,7 +395,7 @@ def _kind(body: bytes) -> str:
 
 
 @click.command()
-@click.argument("url")
+@_url_argument
 @click.option(
     "--visitor-token", required=True, help="The visitor's token, as Rocket.Chat sends it."
 )

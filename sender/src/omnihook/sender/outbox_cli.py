@@ -18,6 +18,7 @@ from omnihook.store.cli import (
     print_table,
     run_with_store,
     shorten,
+    show_secrets_option,
     store_option,
 )
 
@@ -88,9 +89,10 @@ def _summary(entry: OutboxEntry) -> dict[str, Any]:
 
 @outbox.command("show")
 @click.argument("entry_id", type=int)
+@show_secrets_option
 @store_option
-def show_entry(entry_id: int, store_url: str) -> None:
-    """One delivery: its state, its payload and every attempt."""
+def show_entry(entry_id: int, show_secrets: bool, store_url: str) -> None:
+    """One delivery: its state, its payload (the visitor's token masked) and every attempt."""
 
     async def work(store: Store) -> tuple[OutboxEntry | None, list[OutboxAttempt]]:
         return await store.outbox.get(entry_id), await store.outbox.attempts(entry_id)
@@ -113,7 +115,7 @@ def show_entry(entry_id: int, store_url: str) -> None:
         ("last answer", entry.response_text if entry.response_text is not None else "-"),
         ("last error", entry.last_error or "-"),
     ])  # fmt: skip
-    print_payload(console, entry.body)
+    print_payload(console, entry.body, show_secrets=show_secrets)
     if attempts:
         console.print()
         print_table(

@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -25,6 +26,7 @@ __all__ = [
     "print_table",
     "run_with_store",
     "shorten",
+    "show_secrets_option",
     "store_option",
 ]
 
@@ -55,17 +57,36 @@ def _check_store_url(ctx: click.Context, param: click.Parameter, value: str) -> 
     return value
 
 
-def run_with_store(store_url: str, work: Callable[[Store], Awaitable[T]]) -> T:
-    """Open the store, run ``work`` on it, close it; store trouble becomes a clean CLI error."""
+def run_with_store(
+    store_url: str, work: Callable[[Store], Awaitable[T]], *, create: bool = False
+) -> T:
+    """Open the store, run ``work`` on it, close it; store trouble becomes a clean CLI error.
+
+    A SQLite file that does not exist is an error (exit 1) unless ``create``: a command that only
+    looks at (or tidies) what a server stored must not leave an empty database behind, in a
+    directory where nothing was ever received. PostgreSQL stores are opened as they are.
+    """
+    config = parse_store_url(store_url)
+    if not create and config.path is not None and not config.path.exists():  # SQLite only
+        raise click.ClickException(
+            f"no store at {_shown(config.path)}: start `omnihook serve` first or pass "
+            f"--store (${STORE_ENV})"
+        )
 
     async def main() -> T:
         try:
-            async with Store.open(store_url) as store:
+            async with Store.open(config) as store:
                 return await work(store)
         except StoreError as exc:
             raise click.ClickException(str(exc)) from None
 
     return asyncio.run(main())
+
+
+def _shown(path: Path) -> str:
+    """A path as typed: ``./omnihook.db`` rather than ``omnihook.db``."""
+    text = str(path)
+    return text if path.is_absolute() or text.startswith(".") else f"./{text}"
 
 
 def format_time(timestamp: float | None) -> str:
@@ -137,11 +158,51 @@ def print_details(console: Console, pairs: Iterable[tuple[str, str]]) -> None:
     console.print(details)
 
 
-def print_payload(console: Console, body: bytes) -> None:
-    """A stored body: pretty JSON when it is JSON, else the text."""
+def show_secrets_option(func: F) -> F:
+    """``--show-secrets``: print a payload's visitor token instead of masking it."""
+    return click.option(
+        "--show-secrets",
+        is_flag=True,
+        help="Show the visitor's Livechat token in the payload (masked by default).",
+    )(func)
+
+
+def print_payload(console: Console, body: bytes, *, show_secrets: bool = False) -> None:
+    """A stored body: pretty JSON when it is JSON, else the text. The visitor's Livechat token
+    (``visitor.token``, and ``navigation.token`` of navigation messages) is masked unless
+    ``show_secrets``: with it, anyone can post messages as that visitor."""
     console.print("\npayload:", style="bold")
     text = body.decode("utf-8", "replace")
     try:
-        console.print_json(text)
+        document = json.loads(text)
     except ValueError:
         console.print(Text(text))
+        return
+    masked = not show_secrets and _mask_visitor_tokens(document) > 0
+    console.print_json(data=document)
+    if masked:
+        console.print(
+            f"(the visitor's Livechat token is masked as {_MASK}; --show-secrets shows it)",
+            style="dim",
+        )
+
+
+_MASK = "<masked>"
+
+
+def _mask_visitor_tokens(document: Any) -> int:
+    """Replace the visitor's token wherever Rocket.Chat puts it in a payload; returns how many."""
+    if not isinstance(document, dict):
+        return 0
+    holders: list[Any] = [document.get("visitor")]
+    messages = document.get("messages")
+    for message in messages if isinstance(messages, list) else []:
+        navigation = message.get("navigation") if isinstance(message, dict) else None
+        if isinstance(navigation, dict):
+            holders += [navigation, navigation.get("page")]
+    masked = 0
+    for holder in holders:
+        if isinstance(holder, dict) and holder.get("token") not in (None, "", _MASK):
+            holder["token"] = _MASK
+            masked += 1
+    return masked
