@@ -56,3 +56,43 @@ async def test_a_failed_batch_fails_its_callers_only() -> None:
         await batcher.submit(13)
     assert await batcher.submit(2) == 2
     await batcher.close()
+
+
+async def test_a_batch_failing_for_one_item_is_split_until_that_item_fails_alone() -> None:
+    calls: list[list[int]] = []
+
+    async def process(items: list[int]) -> list[int]:
+        calls.append(items)
+        await asyncio.sleep(0.001)
+        if 13 in items:
+            raise ValueError("13 cannot be stored")
+        return items
+
+    batcher: Batcher[int, int] = Batcher(
+        process, max_batch=64, isolate=lambda exc: isinstance(exc, ValueError)
+    )
+    outcomes = await asyncio.gather(*(batcher.submit(n) for n in range(64)), return_exceptions=True)
+    await batcher.close()
+    assert [o for o in outcomes if isinstance(o, Exception)] == [outcomes[13]]
+    assert isinstance(outcomes[13], ValueError)
+    assert [o for n, o in enumerate(outcomes) if n != 13] == [n for n in range(64) if n != 13]
+    # Halving finds the culprit in a handful of writes, not one write per item.
+    assert len(calls) <= 2 + 2 * 7
+
+
+async def test_a_failure_that_is_not_isolated_fails_the_whole_batch_at_once() -> None:
+    calls = 0
+
+    async def process(items: list[int]) -> list[int]:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.001)
+        raise ConnectionError("database down")
+
+    batcher: Batcher[int, int] = Batcher(
+        process, max_batch=64, isolate=lambda exc: isinstance(exc, ValueError)
+    )
+    outcomes = await asyncio.gather(*(batcher.submit(n) for n in range(20)), return_exceptions=True)
+    await batcher.close()
+    assert all(isinstance(o, ConnectionError) for o in outcomes)
+    assert calls <= 2  # the first caller's batch, then everyone who queued meanwhile

@@ -320,10 +320,20 @@ class PostgresDatabase(Database):
             # CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema
             # exists: a least-privilege role given an existing schema must not need it.
             found = connection.execute(
-                "SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.config.schema,)
+                "SELECT has_schema_privilege(current_user, oid, 'USAGE'), current_user "
+                "FROM pg_namespace WHERE nspname = %s",
+                (self.config.schema,),
             ).fetchone()
             if found is None:
                 connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.config.schema}"')
+            elif not found[0]:
+                # PostgreSQL would skip the schema in search_path without a word, then fail on
+                # "no schema has been selected": say what is missing instead.
+                raise StoreUnavailable(
+                    f"PostgreSQL store {self.config.display}: role {found[1]} may not use "
+                    f'schema "{self.config.schema}"; '
+                    + _grant_hint(self.config, "for schema usage", found[1])
+                )
 
     def _configure(self, connection: psycopg.Connection[Any]) -> None:
         if self.config.schema:
@@ -392,23 +402,26 @@ def _postgres_failure(config: StoreConfig, exc: Exception) -> StoreError:
     return StoreUnavailable(f"{where}: {message}{detail}")
 
 
-def _grant_hint(config: StoreConfig, message: str) -> str:
+def _grant_hint(config: StoreConfig, message: str, role: str = "<role>") -> str:
     """The grant that fixes a ``permission denied`` (as the database owner or a superuser)."""
     schema = config.schema or "public"
+    tables = (
+        f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO {role}; '
+        f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA "{schema}" TO {role}'
+    )
     if "for database" in message:
         return (
-            f'create the schema first (CREATE SCHEMA "{schema}" AUTHORIZATION <role>) or '
-            "GRANT CREATE ON DATABASE <database> TO <role>"
+            f'create the schema first (CREATE SCHEMA "{schema}" AUTHORIZATION {role}) or '
+            f"GRANT CREATE ON DATABASE <database> TO {role}"
         )
+    if "for schema usage" in message:
+        return f'GRANT USAGE ON SCHEMA "{schema}" TO {role}; {tables}'
     if "for schema" in message:
         return (
-            f"run omnihook once as the schema's owner to create or migrate its tables, or GRANT "
-            f'USAGE, CREATE ON SCHEMA "{schema}" TO <role>'
+            "run omnihook once as the schema's owner to create or migrate its tables, or "
+            f'GRANT USAGE, CREATE ON SCHEMA "{schema}" TO {role}'
         )
-    return (
-        f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO <role>; '
-        f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA "{schema}" TO <role>'
-    )
+    return tables
 
 
 def _one_line(text: str) -> str:
