@@ -10,7 +10,7 @@ import shutil
 import sqlite3
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Self
 
@@ -25,17 +25,22 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @contextlib.contextmanager
-def immutable(path: Path) -> Iterator[None]:
-    """``path`` cannot be written, even by root (``chattr +i``), until the block ends."""
+def immutable(path: Path) -> Iterator[Callable[[], None]]:
+    """``path`` cannot be written, even by root (``chattr +i``), until the block ends or the
+    function it gives is called."""
     if shutil.which("chattr") is None:
         pytest.skip("chattr is not installed: cannot make a file read-only for root")
     made = _run("chattr", "+i", str(path))
     if made.returncode != 0:
         pytest.skip(f"chattr +i failed here ({made.stderr.strip()}): needs root on ext4/xfs")
-    try:
-        yield
-    finally:
+
+    def release() -> None:
         _run("chattr", "-i", str(path))
+
+    try:
+        yield release
+    finally:
+        release()
 
 
 @contextlib.contextmanager
