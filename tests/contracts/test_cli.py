@@ -104,3 +104,18 @@ def test_validate_notes_unknown_fields_and_missing_files(tmp_path: Path) -> None
     assert code == 1
     assert "note: unknown field visitor.activity (kept)" in out
     assert f"{tmp_path / 'missing.json'}: cannot read:" in out
+
+
+def test_validate_reports_deep_nesting_instead_of_crashing(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    lines = tmp_path / "deep.jsonl"
+    lines.write_text(
+        json.dumps(samples.sample("chat-start")) + "\n" + '{"a":' * 5_000 + "1" + "}" * 5_000 + "\n"
+    )
+    code, out, err = run("validate", str(deep), str(lines))
+    assert code == 1
+    assert f"{deep}: not JSON\n  nested deeper than 200 levels\n" in out
+    assert f"{lines}:1: ok (LivechatSessionStart" in out
+    assert f"{lines}:2: not JSON\n  nested deeper than 200 levels\n" in out
+    assert "3 payload(s) checked, 2 invalid" in err

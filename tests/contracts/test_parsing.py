@@ -70,6 +70,7 @@ def test_wild_form_parses_and_round_trips(form: str) -> None:
     document = WILD_FORMS[form]()
     event = parse_event(json.dumps(document))
     assert event.to_dict() == document
+    assert json.loads(event.to_json()) == document
     assert not isinstance(event, UnknownEvent)
 
 
@@ -177,6 +178,94 @@ def test_transcript_renders_blocks_navigation_and_silent_close() -> None:
     )
     assert silent.transcript().endswith("Emma Brown: [closed the chat]")
     assert silent.messages[-1].is_closing
+
+
+def test_navigation_messages_are_neither_the_agents_nor_the_visitors() -> None:
+    event = parse_event(WILD_FORMS["navigation_message"]())
+    assert isinstance(event, MessageEvent)
+    message = event.message
+    assert message is not None
+    assert message.agent_id == "rocket.cat"  # Rocket.Chat marks it as not the visitor's
+    assert event.is_navigation
+    assert message.is_navigation
+    assert not event.is_agent_message
+    assert not message.is_from_agent
+    assert not event.is_visitor_message
+    assert not message.is_from_visitor
+    assert message.navigation is not None
+    assert message.navigation.page is not None
+    assert message.navigation.token == event.visitor.token
+    assert message.navigation.page.change == "url"
+    assert message.text == "[visited Pricing (https://shop.example.com/pricing)]"
+    for name in ("visitor-message", "agent-message"):
+        other = parse_event(samples.sample(name))
+        assert isinstance(other, MessageEvent)
+        assert not other.is_navigation
+    # In a room's history too: the transcript names the visitor for the move.
+    close = samples.sample("chat-close")
+    close["messages"].insert(1, WILD_FORMS["navigation_message"]()["messages"][0])
+    history = parse_event(close)
+    assert isinstance(history, LivechatSession)
+    assert [m.is_from_agent for m in history.messages][:3] == [False, False, True]
+    assert "Jane Doe: [visited Pricing (https://shop.example.com/pricing)]" in history.transcript()
+
+
+def test_navigation_form_with_the_token_in_the_page_is_still_accepted() -> None:
+    document = samples.sample("visitor-message")
+    message = document["messages"][0]
+    del message["msg"]
+    message["navigation"] = {
+        "page": {"title": "Pricing", "location": {"href": "https://x.example/p"}, "token": "t"}
+    }
+    event = parse_event(document)
+    assert isinstance(event, MessageEvent)
+    assert event.to_dict() == document
+    assert event.is_navigation
+    assert not event.is_visitor_message
+    assert event.transcript().endswith("Jane Doe: [visited Pricing (https://x.example/p)]")
+
+
+@pytest.mark.parametrize(
+    ("form", "emails"),
+    [
+        ("current_emails", ["emma@support.example.com"]),
+        ("agent_email_array", ["emma@support.example.com", "emma.brown@example.org"]),
+        ("agent_email_null", []),
+    ],
+)
+def test_agent_email_helpers_read_every_form(form: str, emails: list[str]) -> None:
+    document = WILD_FORMS[form]()
+    event = parse_event(document)
+    assert isinstance(event, LivechatSession)
+    assert event.agent is not None
+    assert event.agent.emails == emails
+    assert event.agent.first_email == (emails[0] if emails else None)
+    # Written back in the form it came in, key order included.
+    assert json.dumps(event.to_dict()["agent"]) == json.dumps(document["agent"])
+    assert json.dumps(json.loads(event.to_json())["agent"]) == json.dumps(document["agent"])
+
+
+def test_agent_email_array_is_typed_and_checked() -> None:
+    event = parse_event(WILD_FORMS["agent_email_array"]())
+    assert isinstance(event, LivechatSession)
+    assert event.agent is not None
+    assert isinstance(event.agent.email, list)
+    assert [(e.address, e.verified) for e in event.agent.email] == [
+        ("emma@support.example.com", True),
+        ("emma.brown@example.org", False),
+    ]
+    absent = samples.sample("chat-close")
+    del absent["agent"]["email"]
+    parsed = parse_event(absent)
+    assert isinstance(parsed, LivechatSession)
+    assert parsed.agent is not None
+    assert parsed.agent.first_email is None
+    assert "email" not in parsed.to_dict()["agent"]
+    broken = samples.sample("chat-close")
+    broken["agent"]["email"] = [{"verified": True}]
+    assert _problems(broken) == {
+        "agent.email": 'expected a list of {address} objects, a string or null, got [{"verified": true}]'
+    }
 
 
 def test_forwarded_to_department_or_agent() -> None:
@@ -290,7 +379,8 @@ def test_error_reasons_separate_bad_json_from_bad_contracts() -> None:
         b"not json": "not_json",
         b"\xff\xfe\x00": "not_json",
         b"": "not_json",
-        b'{"type": "LivechatSessionStart", "x": "\\ud800"}': "not_json",
+        b'{"type": "LivechatSessionStart", "x": "\\ud800"}': "contract",  # lone surrogate: JSON after all
+        b'{"type": "LivechatSessionStart", "x": "\\ud800",}': "not_json",
         b"[1, 2]": "not_object",
         b'"text"': "not_object",
         b"null": "not_object",

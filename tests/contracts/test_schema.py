@@ -41,3 +41,16 @@ def test_schema_keeps_unknown_fields_allowed_and_names_the_type() -> None:
     document["newField"] = {"x": 1}
     jsonschema.validate(document, schema)
     assert schema["properties"]["createdAt"]["format"] == "date-time"
+
+
+def test_schema_accepts_every_wild_form_and_each_agent_email_form() -> None:
+    from .wild_forms import WILD_FORMS
+
+    validator = jsonschema.Draft202012Validator(json_schema())
+    for name, form in WILD_FORMS.items():
+        assert not list(validator.iter_errors(form())), name
+    broken = WILD_FORMS["agent_email_array"]()
+    broken["agent"]["email"] = [{"verified": True}]  # an entry without its address
+    close = jsonschema.Draft202012Validator(json_schema(EventType.CHAT_CLOSE))
+    # `agent` is "an agent or null", so the error sits at `agent`; the array form itself is fine.
+    assert [list(error.absolute_path) for error in close.iter_errors(broken)] == [["agent"]]

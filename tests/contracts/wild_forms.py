@@ -89,16 +89,48 @@ def blocks_message() -> dict[str, Any]:
 
 
 def navigation_message() -> dict[str, Any]:
+    """A navigation-history message as Rocket.Chat writes it: ``savePageHistory`` saves a
+    ``livechat_navigation_history`` message by the ``rocket.cat`` user, with ``"<title> - <url>"``
+    as text and ``navigation: {page: pageInfo, token}``; ``sendToCRM`` gives it ``agentId``
+    because its author is not the visitor."""
     doc = samples.sample("visitor-message")
-    message = doc["messages"][0]
-    del message["msg"]
-    message["navigation"] = {
-        "page": {
-            "title": "Pricing",
-            "location": {"href": "https://shop.example.com/pricing"},
-            "token": "iNs5bWkQz1gD7tHcP",
-        }
+    visited = doc["messages"][0]
+    doc["messages"][0] = {
+        "u": {"_id": "rocket.cat", "username": "rocket.cat", "name": "Rocket.Cat"},
+        "_id": "nAv001kQz7RpL2mXw",
+        "username": "rocket.cat",
+        "msg": "Pricing - https://shop.example.com/pricing",
+        "ts": visited["ts"],
+        "rid": visited["rid"],
+        "agentId": "rocket.cat",
+        "navigation": {
+            "page": {
+                "change": "url",
+                "title": "Pricing",
+                "location": {"href": "https://shop.example.com/pricing"},
+            },
+            "token": doc["visitor"]["token"],
+        },
+        "_updatedAt": visited["ts"],
     }
+    return doc
+
+
+def agent_email_array() -> dict[str, Any]:
+    """Rocket.Chat 0.6x sent the agent's own ``emails`` array (``postData.agent.email =
+    agent.emails``)."""
+    doc = _close()
+    doc["agent"]["email"] = [
+        {"address": "emma@support.example.com", "verified": True},
+        {"address": "emma.brown@example.org", "verified": False},
+    ]
+    return doc
+
+
+def agent_email_null() -> dict[str, Any]:
+    """Older versions: ``agent.email`` always present, null when the agent has none."""
+    doc = _close()
+    doc["agent"]["email"] = None
     return doc
 
 
@@ -155,6 +187,8 @@ WILD_FORMS = {
     "closing_message_false_everywhere": closing_message_false_everywhere,
     "blocks_message": blocks_message,
     "navigation_message": navigation_message,
+    "agent_email_array": agent_email_array,
+    "agent_email_null": agent_email_null,
     "close_without_comment": close_without_comment,
     "forwarded_to_department": forwarded_to_department,
     "closed_by_bot": closed_by_bot,

@@ -31,6 +31,7 @@ from .events import (
 from .parsing import ContractError, Problem, format_path, parse_event, unknown_fields
 from .parts import (
     Agent,
+    AgentEmail,
     ChatMessage,
     ClosedBy,
     FileUpload,
@@ -55,6 +56,7 @@ __all__ = [
     "TOKEN_HEADER",
     "AdminSwitch",
     "Agent",
+    "AgentEmail",
     "AnyEvent",
     "ChatMessage",
     "ClosedBy",

@@ -7,6 +7,8 @@ gives only its commands.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import sys
 from collections.abc import Iterator
@@ -84,8 +86,10 @@ def schema(event_type: str | None, output: Path | None) -> None:
 def validate(files: tuple[Path, ...], quiet: bool) -> None:
     """Check payload FILES against the contracts and print each problem with its path.
 
-    A file holds one JSON payload, a JSON array of payloads, or one payload per line (.jsonl).
-    Use - for standard input. Exits 1 if any payload is invalid.
+    A file holds one JSON payload, a JSON array of payloads, or one payload per line (.jsonl, or
+    any file whose first line is a JSON object). A capture of `omnihook inspect --capture` is read
+    too: the body of each of its records is checked, named by its line. Use - for standard input.
+    Exits 1 if any payload is invalid.
     """
     invalid = 0
     checked = 0
@@ -100,7 +104,7 @@ def validate(files: tuple[Path, ...], quiet: bool) -> None:
         sys.exit(1)
 
 
-def _documents(path: Path) -> Iterator[tuple[str, str | Any]]:
+def _documents(path: Path) -> Iterator[tuple[str, Any]]:
     """Each payload of a file with where it came from; text that is not JSON stays text."""
     name = "<stdin>" if str(path) == "-" else str(path)
     try:
@@ -109,20 +113,66 @@ def _documents(path: Path) -> Iterator[tuple[str, str | Any]]:
         yield name, _Unreadable(str(exc))
         return
     if path.suffix == ".jsonl":
-        for number, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                yield f"{name}:{number}", line
+        yield from _lines(name, text)
         return
     try:
         document = json.loads(text)
     except ValueError:
+        # Several JSON objects, one per line (a capture file, whatever its name), or not JSON.
+        if isinstance(_json_or_none(_first_line(text)), dict):
+            yield from _lines(name, text)
+        else:
+            yield name, text
+        return
+    except RecursionError:  # nested too deeply for Python: the contracts say so, by name
         yield name, text
         return
     if isinstance(document, list) and document and all(isinstance(item, dict) for item in document):
         for index, item in enumerate(document):
-            yield f"{name}[{index}]", item
+            yield f"{name}[{index}]", _payload(item)
     else:
-        yield name, document
+        yield name, _payload(document)
+
+
+def _lines(name: str, text: str) -> Iterator[tuple[str, Any]]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            body = _capture_body(_json_or_none(line))
+            yield f"{name}:{number}", line if body is None else body
+
+
+def _first_line(text: str) -> str:
+    return next((line for line in text.splitlines() if line.strip()), "")
+
+
+def _json_or_none(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _payload(document: Any) -> Any:
+    body = _capture_body(document)
+    return document if body is None else body
+
+
+def _capture_body(record: Any) -> str | bytes | None:
+    """The delivered body when ``record`` is a record of ``omnihook inspect --capture`` (an object
+    with ``received_at`` and ``body``, or ``body_base64`` for a body that is not UTF-8; never a
+    ``type``, which every payload has), else ``None``."""
+    if not isinstance(record, dict) or "type" in record or "received_at" not in record:
+        return None
+    body = record.get("body")
+    if isinstance(body, str):
+        return body
+    encoded = record.get("body_base64")
+    if isinstance(encoded, str):
+        try:
+            return base64.b64decode(encoded, validate=True)
+        except binascii.Error:
+            return None
+    return None
 
 
 class _Unreadable:
@@ -134,7 +184,9 @@ def _report(where: str, document: Any, quiet: bool) -> bool:
     if isinstance(document, _Unreadable):
         click.echo(f"{where}: cannot read: {document.reason}")
         return False
-    check = check_payload(document if isinstance(document, dict | str) else json.dumps(document))
+    check = check_payload(
+        document if isinstance(document, dict | str | bytes) else json.dumps(document)
+    )
     event = check.event
     if event is None or not check.ok:
         error = check.error

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
 from .dates import RocketChatDate, format_date
 from .event_type import EventType
+from .lenient_json import loads as _loads_json
 from .parts import (
     Agent,
     ChatMessage,
@@ -103,12 +103,15 @@ class RoomEvent(WireEvent):
         """``crmData`` decoded: the object a JSON string holds, else the value as sent.
 
         Current versions store the raw response text of the last 200 (``'{"id": "42"}'``), older
-        ones an object; both come back as a ``dict`` here. Non-JSON text stays a string.
+        ones an object; both come back as a ``dict`` here. Text that is not JSON stays the text,
+        unchanged, and so does JSON nested too deeply for Python to decode (``[[[[…]]]]`` a
+        thousand levels): this never raises. Lone surrogates in the decoded JSON (``"\\ud800"``)
+        become U+FFFD, as everywhere in a parsed payload.
         """
         if isinstance(self.crm_data, str):
             try:
-                return json.loads(self.crm_data)
-            except ValueError:
+                return _loads_json(self.crm_data)
+            except ValueError:  # not JSON, or nested too deeply (TooDeep)
                 return self.crm_data
         return self.crm_data
 
@@ -119,6 +122,8 @@ class RoomEvent(WireEvent):
             name = message.author_name
             if message.is_from_visitor and self.visitor.name and message.u is None:
                 name = self.visitor.name
+            elif message.is_navigation:  # the visitor's move, though rocket.cat writes it
+                name = self.visitor.display_name
             stamp = format_date(message.ts).replace("T", " ")[:19]
             edited = " (edited)" if message.edited_at is not None else ""
             lines.append(f"[{stamp}] {name}: {message.text}{edited}")
@@ -192,13 +197,20 @@ class MessageEvent(RoomEvent):
 
     @property
     def is_agent_message(self) -> bool:
-        """Whether an agent wrote it (the message carries ``agentId``)."""
+        """Whether an agent wrote it (the message carries ``agentId`` and is no navigation
+        message, which Rocket.Chat marks ``agentId: "rocket.cat"``)."""
         return self.message is not None and self.message.is_from_agent
 
     @property
     def is_visitor_message(self) -> bool:
-        """Whether the visitor wrote it (no ``agentId``)."""
+        """Whether the visitor wrote it (no ``agentId``, no ``navigation``)."""
         return self.message is not None and self.message.is_from_visitor
+
+    @property
+    def is_navigation(self) -> bool:
+        """Whether the message is a navigation-history one: the visitor moved to another page
+        (``message.navigation`` says which). Neither an agent's nor a visitor's message."""
+        return self.message is not None and self.message.is_navigation
 
 
 Message = MessageEvent

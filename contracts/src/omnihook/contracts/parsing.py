@@ -1,17 +1,37 @@
-"""``parse_event``: bytes, text or a mapping in, the right typed payload out, or one clear error."""
+"""``parse_event``: bytes, text or a mapping in, the right typed payload out, or one clear error.
+
+Two things a payload may hold that JSON allows but the validating parser refuses:
+
+- **Lone surrogates.** JavaScript strings are UTF-16, and ``JSON.stringify`` writes half of a
+  surrogate pair as an escape (``"\\ud800"``), say when Rocket.Chat cuts a message in the middle
+  of an emoji. Such a document is accepted: in the parsed model every lone surrogate (in keys
+  too) becomes U+FFFD, the replacement character, so that every string can be written as UTF-8
+  and stored. The raw body is not changed (the receiver keeps it byte for byte). A mapping
+  holding lone surrogates is treated the same way.
+- **Deep nesting.** A document nested deeper than 200 levels (anywhere: at the top or inside a
+  field such as ``customFields``) is refused with a ``ContractError`` (reason ``not_json``,
+  "nested deeper than 200 levels"), whatever its depth; never a ``RecursionError``.
+
+Both are handled only once the fast parser has refused the document, so valid payloads pay
+nothing for them.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
+from . import lenient_json
+from .dates import format_date
 from .event_type import EventType
 from .events import AnyEvent, Event, UnknownEvent
+from .lenient_json import TooDeep
 from .wire import encode_json
 
 __all__ = ["ContractError", "Problem", "format_path", "parse_event", "unknown_fields"]
@@ -29,6 +49,11 @@ _UNION_FIELDS = {
 }
 
 _MAX_INPUT_REPR = 60
+
+# How jiter words the errors the failure path handles itself (pydantic-core's "Invalid JSON: ...").
+_TOO_DEEP = "recursion limit exceeded"
+# A high surrogate not followed by a low one, or a low one alone.
+_SURROGATE_ERRORS = ("lone leading surrogate", "unexpected end of hex escape")
 
 Reason = Literal["not_json", "not_object", "contract"]
 
@@ -100,19 +125,28 @@ def _encode_mapping(data: Mapping[str, Any]) -> bytes:
     # One validation path for every input: the wire's (JSON) rules, where dates must be strings.
     try:
         return encode_json(data)
+    except TooDeep as exc:
+        raise ContractError("not_json", [Problem("", str(exc))]) from None
     except (TypeError, ValueError) as exc:
         raise ContractError("not_json", [Problem("", f"cannot be written as JSON: {exc}")]) from exc
 
 
-def _explain_failure(raw: bytes | bytearray | str, exc: ValidationError) -> AnyEvent:
-    try:
-        document = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as decode_error:
-        raise ContractError("not_json", [Problem("", str(decode_error))]) from None
+def _explain_failure(
+    raw: bytes | bytearray | str, exc: ValidationError, *, surrogates_replaced: bool = False
+) -> AnyEvent:
+    """Why the validating parser refused ``raw``, as a ``ContractError``; or the event after all
+    (an unknown type, or a document whose only fault was lone surrogates)."""
     errors = exc.errors(include_url=False)
     if errors[0]["type"] == "json_invalid":
-        # Python's json module accepts a little more (lone surrogates); the validating parser rules.
+        detail = str(errors[0].get("ctx", {}).get("error", errors[0]["msg"]))
+        if _TOO_DEEP in detail:
+            raise ContractError("not_json", [Problem("", str(TooDeep()))]) from None
+        if not surrogates_replaced and any(text in detail for text in _SURROGATE_ERRORS):
+            return _parse_with_surrogates_replaced(raw)
+        # Python's message says where the JSON breaks; if Python accepts it (NaN, say), jiter's.
+        _decode(raw)
         raise ContractError("not_json", [Problem("", errors[0]["msg"])]) from None
+    document = _decode(raw)
     if not isinstance(document, dict):
         kind = type(document).__name__ if document is not None else "null"
         problem = Problem("", f"expected a JSON object, got {_json_kind(kind)}")
@@ -127,6 +161,30 @@ def _explain_failure(raw: bytes | bytearray | str, exc: ValidationError) -> AnyE
         return UnknownEvent.model_validate(document)
     problems = list(_problems(errors))
     raise ContractError("contract", problems, event_type) from None
+
+
+def _decode(raw: bytes | bytearray | str) -> Any:
+    """Python's decoding of a refused document; ``ContractError`` when it is not JSON either."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ContractError("not_json", [Problem("", str(TooDeep()))]) from None
+    except ValueError as decode_error:  # UnicodeDecodeError included
+        raise ContractError("not_json", [Problem("", str(decode_error))]) from None
+
+
+def _parse_with_surrogates_replaced(raw: bytes | bytearray | str) -> AnyEvent:
+    # Python's json accepts lone surrogates; replace them and validate the JSON again (dates are
+    # strict, so validating the decoded Python objects instead would refuse every date string).
+    try:
+        cleaned = lenient_json.dumps(lenient_json.loads(raw))
+    except ValueError as decode_error:  # not JSON after all (the surrogate was not the only fault)
+        raise ContractError("not_json", [Problem("", str(decode_error))]) from None
+    try:
+        event: AnyEvent = _VALIDATE_JSON(cleaned)
+    except ValidationError as exc:
+        return _explain_failure(cleaned, exc, surrogates_replaced=True)
+    return event
 
 
 def _json_kind(python_kind: str) -> str:
@@ -166,11 +224,28 @@ def _message(error: ErrorDetails) -> str:
             "not a Rocket.Chat date (expected an ISO-8601 UTC string such as "
             f"2025-01-01T10:00:00.000Z), got {_short(given)}"
         )
+    if kind in ("greater_than_equal", "less_than_equal"):
+        bound = _date_bound(error)
+        if bound is not None:  # a RocketChatDate outside what UTC can hold
+            side = "before the earliest" if kind == "greater_than_equal" else "after the latest"
+            return f"date out of range: {given} is {side} date UTC can hold ({format_date(bound)})"
     if kind == "literal_error":
         return f"{error['msg'][0].lower()}{error['msg'][1:]}, got {_short(given)}"
     text = error["msg"]
     text = text[0].lower() + text[1:]
     return f"{text}, got {_short(given)}"
+
+
+def _date_bound(error: ErrorDetails) -> datetime | None:
+    """The date a ``ge``/``le`` error names as its bound (pydantic reports it as text), if any."""
+    ctx = error.get("ctx") or {}
+    bound = ctx.get("ge", ctx.get("le"))
+    if isinstance(bound, datetime):
+        return bound
+    try:
+        return datetime.fromisoformat(bound) if isinstance(bound, str) else None
+    except ValueError:
+        return None
 
 
 def _short(value: Any) -> str:

@@ -12,6 +12,7 @@ from .wire import WireModel
 
 __all__ = [
     "Agent",
+    "AgentEmail",
     "ChatMessage",
     "ClosedBy",
     "FileUpload",
@@ -49,13 +50,13 @@ _Phones = Annotated[list[VisitorPhone] | str | None, Field(union_mode="left_to_r
 
 
 def _addresses(
-    value: list[VisitorEmail] | list[VisitorPhone] | str | None,
+    value: list[VisitorEmail] | list[VisitorPhone] | list[AgentEmail] | str | None,
 ) -> list[str]:
     if value is None:
         return []
     if isinstance(value, str):
         return [value] if value.strip() else []
-    found = [e.address if isinstance(e, VisitorEmail) else e.phone_number for e in value]
+    found = [e.phone_number if isinstance(e, VisitorPhone) else e.address for e in value]
     return [item for item in found if item.strip()]
 
 
@@ -129,14 +130,44 @@ class OfflineVisitor(_ContactMixin, WireModel):
         return self.name or self.first_email or "visitor"
 
 
+class AgentEmail(WireModel):
+    """One entry of ``agent.email`` as Rocket.Chat 0.6x sent it: the user's own ``emails`` entry,
+    ``{"address": "...", "verified": true}``."""
+
+    address: str
+    verified: bool | None = None
+
+
+# A string (current versions), null (older ones, when the agent has no email) or the user's
+# `emails` array (0.6x: `postData.agent.email = agent.emails`). The string comes first: it is
+# what nearly every payload carries, and the forms never overlap.
+_AgentEmails = Annotated[str | list[AgentEmail] | None, Field(union_mode="left_to_right")]
+
+
 class Agent(WireModel):
-    """``agent``: the user serving the room; present only once the room is served."""
+    """``agent``: the user serving the room; present only once the room is served.
+
+    ``email`` is a string in current versions, ``null`` in older ones when the agent has none, and
+    the user's ``emails`` array (:class:`AgentEmail` objects) in Rocket.Chat 0.6x; it is written
+    back in the form it came in. Use ``first_email``/``emails`` to read it.
+    """
 
     id: str = Field(alias="_id")
     username: str
     name: str | None = None
     custom_fields: dict[str, Any] | None = Field(default=None, alias="customFields")
-    email: str | None = None
+    email: _AgentEmails = None
+
+    @property
+    def emails(self) -> list[str]:
+        """Every non-empty email address of the agent, whichever form Rocket.Chat used."""
+        return _addresses(self.email)
+
+    @property
+    def first_email(self) -> str | None:
+        """The agent's first email address, or ``None``."""
+        emails = self.emails
+        return emails[0] if emails else None
 
 
 class ServedBy(WireModel):
@@ -171,23 +202,29 @@ class MessageAuthor(WireModel):
 
 
 class NavigationLocation(WireModel):
-    """``navigation.page.location``."""
+    """``navigation.page.location``: where the visitor went."""
 
     href: str | None = None
 
 
 class NavigationPage(WireModel):
-    """``navigation.page``: the page the visitor was on."""
+    """``navigation.page``: the page change the Livechat widget reported (``pageInfo``)."""
 
+    change: str | None = None
+    """What changed, as the ``Livechat_history_monitor_type`` setting tracks it: ``"url"`` or
+    ``"title"``."""
     title: str | None = None
     location: NavigationLocation | None = None
     token: str | None = None
+    """Not where Rocket.Chat puts the visitor's token (that is ``navigation.token``); accepted."""
 
 
 class Navigation(WireModel):
-    """``navigation`` of a navigation-history message."""
+    """``navigation`` of a navigation-history message: ``{page: {change, title, location:
+    {href}}, token}``, where ``token`` is the visitor's Livechat token."""
 
     page: NavigationPage | None = None
+    token: str | None = None
 
 
 class FileUpload(WireModel):
@@ -205,6 +242,13 @@ class ChatMessage(WireModel):
     only ``username``, ``msg``, ``ts`` and (for the agent line) ``agentId``. ``msg`` is absent when
     a message has neither text nor blocks (a file, a close without comment) and is the JSON of
     ``blocks`` when only blocks are present.
+
+    A navigation message (the visitor moved to another page; sent only when the
+    ``Livechat_Visitor_navigation_as_a_message`` and
+    ``Send_visitor_navigation_history_livechat_webhook_request`` settings are both on) is written
+    by the ``rocket.cat`` user, so Rocket.Chat gives it ``agentId: "rocket.cat"``; its ``msg`` is
+    ``"<title> - <url>"`` and ``navigation`` holds the page. ``is_navigation`` tells it apart, and
+    it counts neither as the agent's nor as the visitor's.
     """
 
     u: MessageAuthor | None = None
@@ -224,14 +268,20 @@ class ChatMessage(WireModel):
     updated_at: RocketChatDate | None = Field(default=None, alias="_updatedAt")
 
     @property
+    def is_navigation(self) -> bool:
+        """Whether this is a navigation-history message (it carries ``navigation``)."""
+        return self.navigation is not None
+
+    @property
     def is_from_agent(self) -> bool:
-        """Whether an agent (or bot) wrote it: Rocket.Chat sets ``agentId`` for non-visitors."""
-        return self.agent_id is not None
+        """Whether an agent (or bot) wrote it: Rocket.Chat sets ``agentId`` for every author but
+        the visitor. Navigation messages (``agentId: "rocket.cat"``) do not count."""
+        return self.agent_id is not None and self.navigation is None
 
     @property
     def is_from_visitor(self) -> bool:
-        """Whether the visitor wrote it."""
-        return self.agent_id is None
+        """Whether the visitor wrote it (no ``agentId``; navigation messages do not count)."""
+        return self.agent_id is None and self.navigation is None
 
     @property
     def is_closing(self) -> bool:
@@ -250,12 +300,13 @@ class ChatMessage(WireModel):
         """A readable one-line text: the message, or what stands for it (blocks, file, page)."""
         if self.blocks and (self.msg is None or self.msg == _blocks_json(self.blocks)):
             return _blocks_text(self.blocks) or "[interactive message]"
-        if self.msg:
-            return self.msg
+        # Before `msg`: Rocket.Chat writes "<title> - <url>" there, which reads less clearly.
         if self.navigation is not None and self.navigation.page is not None:
             page = self.navigation.page
             href = page.location.href if page.location is not None else None
             return f"[visited {page.title or href or 'a page'}{f' ({href})' if href else ''}]"
+        if self.msg:
+            return self.msg
         if self.file is not None:
             return f"[file: {self.file.get('name') or 'attachment'}]"
         if self.is_closing:

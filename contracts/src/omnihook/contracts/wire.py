@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from .dates import format_date
+from .lenient_json import TooDeep
 
 __all__ = ["WireModel", "encode_json"]
 
@@ -40,18 +42,39 @@ class WireModel(BaseModel):
 
 def encode_json(document: Any) -> bytes:
     """JSON bytes as Rocket.Chat's ``JSON.stringify`` writes them: compact, UTF-8, dates in its
-    form. Models inside are written as their wire documents. Raises ``TypeError`` or
-    ``ValueError`` for what JSON cannot hold."""
+    form, a lone surrogate as its escape (``"\\ud800"``). Models inside are written as their wire
+    documents. Raises ``TypeError`` or ``ValueError`` for what JSON cannot hold (a document
+    nested too deeply included)."""
     if isinstance(document, BaseModel):
         return document.__pydantic_serializer__.to_json(document, by_alias=True, exclude_unset=True)
-    return json.dumps(
-        document, separators=(",", ":"), ensure_ascii=False, default=_json_default
-    ).encode()
+    try:
+        text = json.dumps(
+            document, separators=(",", ":"), ensure_ascii=False, default=_json_default
+        )
+    except RecursionError:
+        raise TooDeep from None
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        # UTF-8 cannot hold a surrogate; JSON.stringify writes a lone one as its \u escape. Outside
+        # strings the dumped text is ASCII, so every surrogate here sits inside a string.
+        return _SURROGATE.sub(_escape, text).encode()
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
-        return format_date(value)
+        try:
+            return format_date(value)
+        except OverflowError:
+            # Outside what UTC can hold: write it as given, so the contract names the field.
+            return value.isoformat()
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json", by_alias=True, exclude_unset=True)
     raise TypeError(f"{type(value).__name__} cannot be written as JSON")

@@ -261,6 +261,16 @@ class Router:
         )
         return func
 
+    def on_navigation(self, func: H) -> H:
+        """Register a handler for the visitor's navigation messages (``Message`` with
+        ``navigation``, written by rocket.cat; sent when Rocket.Chat's two navigation settings are
+        on). ``on_agent_message`` and ``on_visitor_message`` handlers do not get them."""
+        self._add(
+            func,
+            lambda event: isinstance(event, MessageEvent) and event.is_navigation,
+        )
+        return func
+
     def on_any(self, func: H) -> H:
         """Register a handler for every event, unknown types included (not the Send Test sample)."""
         self._add(func, lambda event: True)
