@@ -16,6 +16,17 @@ from pytest_httpserver import HTTPServer
 pytest_plugins = ["pytester"]  # the contract-testing kit is tested the way users run it
 
 
+@pytest.fixture(autouse=True)
+def _registered_secrets_per_test() -> Iterator[None]:
+    """Secrets are registered process-wide (a token masks itself in every log line): each test
+    starts from the secrets registered before it and leaves none behind."""
+    from omnihook.store import redaction
+
+    before = redaction._SECRETS.snapshot()
+    yield
+    redaction._SECRETS.restore(before)
+
+
 @pytest.fixture(scope="session")
 def httpserver_listen_address() -> tuple[str, int]:
     # IPv4 loopback, so clients never wait on an IPv6 attempt for "localhost".

@@ -165,3 +165,15 @@ async def test_a_used_up_window_delays_the_next_call(
     await bridge.deliver(*chat("chat-taken"))
     assert len(waits) == 1
     assert 9 < waits[0] <= 10  # X-HubSpot-RateLimit-Interval-Milliseconds: 10000
+
+
+async def test_the_note_owner_is_found_from_a_0_6x_agent_email_array(
+    bridge: Bridge, hubspot: FakeHubSpot, adapter: HubSpotAdapter
+) -> None:
+    start, close = chat("chat-start", "chat-close")
+    close["agent"]["email"] = [{"address": "emma@support.example.com", "verified": True}]
+    await bridge.deliver(start, close)
+    [note] = hubspot.notes.values()
+    assert note["properties"]["hubspot_owner_id"] == "77"
+    [request] = hubspot.requests("GET", "/crm/v3/owners")
+    assert request.args["email"] == "emma@support.example.com"

@@ -25,7 +25,14 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from omnihook.contracts import AnyEvent, ContractError, RoomEvent, parse_event
-from omnihook.store import NewEvent, Store, StoreError, StoreRejected, storable_text
+from omnihook.store import (
+    NewEvent,
+    Store,
+    StoreError,
+    StoreRejected,
+    register_secret,
+    storable_text,
+)
 
 from .rest import RocketChatApi
 from .router import HandlerContext, HandlerFailures, Router
@@ -36,7 +43,9 @@ from .worker import HandlingPolicy, Worker
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_PATH",
+    "SEVERAL_TOKENS",
     "BodyTooLarge",
+    "content_length_and_token",
     "create_app",
     "json_error",
     "read_limited_body",
@@ -120,6 +129,7 @@ def create_app(
     is unreachable). Mount the result in FastAPI or Starlette with ``app.mount("/hooks", ...)``.
     """
     token_list = list(tokens or [])
+    register_secret(*token_list)  # never in a recorded error or a log line
     if token_list:
         verifier = TokenVerifier(token_list)
     elif insecure_no_token:
@@ -254,7 +264,7 @@ class _WebhookEndpoint:
         self.worker = worker
 
     async def handle(self, request: Request) -> Response:
-        declared, token = _content_length_and_token(request.scope["headers"])
+        declared, token = content_length_and_token(request.scope["headers"])
         if declared is not None:
             if not declared.isdigit():
                 return json_error(400, "bad_content_length", "Content-Length is not one number")
@@ -265,9 +275,9 @@ class _WebhookEndpoint:
             # end, which a client can hold open forever.
             return json_error(411, "length_required", "an HTTP/1.0 request needs Content-Length")
 
-        check = self.verifier.check(token) if token is not _SEVERAL else TokenCheck.INVALID
+        check = self.verifier.check(token) if token is not SEVERAL_TOKENS else TokenCheck.INVALID
         if check is not TokenCheck.VALID:
-            return self._unauthorized(request, check, several=token is _SEVERAL)
+            return self._unauthorized(request, check, several=token is SEVERAL_TOKENS)
 
         try:
             body = await _receive_body(request.receive, self.max_body_bytes)
@@ -406,22 +416,25 @@ class _WebhookEndpoint:
 
 
 _TOKEN_HEADER_KEY = TOKEN_HEADER.lower().encode("latin-1")
-_SEVERAL = "\x00several"  # no real header value holds NUL: it stands for "sent more than once"
+SEVERAL_TOKENS = "\x00several"
+"""What :func:`content_length_and_token` gives for a token header sent more than once (no real
+header value holds NUL)."""
 
 
-def _content_length_and_token(
+def content_length_and_token(
     headers: Iterable[tuple[bytes, bytes]],
 ) -> tuple[str | None, str | None]:
-    """The two headers the webhook reads, in one pass over the raw ASGI headers. A token sent
-    twice gives ``_SEVERAL`` (refused, whatever the values: no "first one wins" for a secret);
-    a length sent twice with different values gives a length that is not a number."""
+    """``(Content-Length, token)`` from raw ASGI headers, in one pass (``None`` when absent).
+    A token sent twice gives :data:`SEVERAL_TOKENS` (refused, whatever the values: no "first
+    one wins" for a secret); a length sent twice with different values gives a length that is
+    not a number."""
     length = token = None
     for key, value in headers:
         if key == b"content-length":
             text = value.decode("latin-1")
             length = text if length is None or length == text else "several"
         elif key == _TOKEN_HEADER_KEY:
-            token = value.decode("latin-1") if token is None else _SEVERAL
+            token = value.decode("latin-1") if token is None else SEVERAL_TOKENS
     return length, token
 
 

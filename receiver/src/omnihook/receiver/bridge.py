@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from omnihook.contracts import EventType, format_path
-from omnihook.store import DEFAULT_STORE_URL, Store, parse_store_url
+from omnihook.store import DEFAULT_STORE_URL, Store, parse_store_url, register_secret
 
 from .app import DEFAULT_MAX_BODY_BYTES, DEFAULT_PATH
 from .crm import (
@@ -266,6 +266,7 @@ def build_adapters(
                 raise BridgeConfigError(
                     f"{where}.{key}: environment variable {variable} is not set"
                 )
+            register_secret(value)  # every *_env value: never in a recorded error or a log line
             return value
 
         name = block.name or block.kind

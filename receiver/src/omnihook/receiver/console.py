@@ -13,6 +13,7 @@ from omnihook.contracts import (
     RoomEvent,
     UnknownEvent,
 )
+from omnihook.store import escape_controls
 
 from .router import HandlerContext, Router
 
@@ -24,7 +25,15 @@ _MAX_TEXT = 80
 
 
 def describe(event: AnyEvent) -> str:
-    """One line that says what happened: kind, room, visitor, and the gist of the event."""
+    """One line that says what happened: kind, room, visitor, and the gist of the event.
+
+    One line whatever the visitor typed: control characters in names and messages are escaped
+    (``\\n``), so that no payload can forge a log line.
+    """
+    return escape_controls(_describe(event))
+
+
+def _describe(event: AnyEvent) -> str:
     if isinstance(event, UnknownEvent):
         room = f" room={event.room_id}" if event.room_id else ""
         return f"{event.type} (unknown type){room}"
@@ -57,6 +66,8 @@ def describe(event: AnyEvent) -> str:
 
 def _label(event: RoomEvent) -> str:
     if isinstance(event, MessageEvent):
+        if event.is_navigation:
+            return "Navigation"
         return "Agent message" if event.is_agent_message else "Visitor message"
     assert event.event_type is not None
     return event.event_type.label

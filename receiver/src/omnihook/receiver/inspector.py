@@ -16,13 +16,21 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from omnihook.contracts import TOKEN_HEADER, UnknownEvent, check_payload
 
-from .app import DEFAULT_MAX_BODY_BYTES, DEFAULT_PATH, BodyTooLarge, json_error, read_limited_body
+from .app import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_PATH,
+    SEVERAL_TOKENS,
+    BodyTooLarge,
+    content_length_and_token,
+    json_error,
+    read_limited_body,
+)
 from .console import describe
 from .verification import TokenCheck, TokenVerifier
 
@@ -47,15 +55,21 @@ def create_inspector(
     async def inspect(request: Request) -> Response:
         received = datetime.now(UTC)
         stamp = received.strftime("%H:%M:%S")
-        presented = request.headers.get(TOKEN_HEADER)
+        declared, presented = content_length_and_token(request.scope["headers"])
+        if declared is None and request.scope.get("http_version") == "1.0":
+            echo(f"{stamp} ✗ 411 HTTP/1.0 request without Content-Length")
+            return json_error(411, "length_required", "an HTTP/1.0 request needs Content-Length")
         try:
             body = await read_limited_body(request, max_body_bytes)
         except BodyTooLarge:
             echo(f"{stamp} ✗ 413 body larger than {max_body_bytes} bytes")
             return json_error(413, "body_too_large", f"the body exceeds {max_body_bytes} bytes")
-        status, answer = _verdict(
-            body, verifier.check(presented), verifier.is_insecure, presented, stamp, echo
-        )
+        except ClientDisconnect:
+            echo(f"{stamp} ✗ the client went away before sending the whole body")
+            return Response(status_code=204)  # nobody reads it: the server drops it
+        several = presented is SEVERAL_TOKENS
+        token = TokenCheck.INVALID if several else verifier.check(presented)
+        status, answer = _verdict(body, token, verifier.is_insecure, presented, stamp, echo)
         if handle is not None:
             _capture(handle, request, body, received, status)
         return answer

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from omnihook.store import backoff_delay
+from omnihook.store import backoff_delay, register_secret
 
 from .router import PermanentError
 
@@ -50,6 +50,7 @@ class RocketChatApi:
             raise ValueError(
                 "replying needs a Rocket.Chat user id and auth token (a bot's personal access token)"
             )
+        register_secret(auth_token)  # never in a recorded error or a log line
         self.url = url.rstrip("/")
         self._headers = {
             "X-User-Id": user_id,

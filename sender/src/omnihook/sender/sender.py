@@ -27,7 +27,7 @@ from omnihook.contracts import (
     encode_json,
     samples,
 )
-from omnihook.store import OutboxItem, Store, StoreError
+from omnihook.store import OutboxItem, Store, StoreError, register_secret
 
 from .clock import Clock, SystemClock
 from .policy import RetryPolicy
@@ -136,6 +136,7 @@ class Sender:
             raise ValueError(f"timeout must be positive, got {timeout}")
         self.url = url
         self.token = token or None
+        register_secret(self.token)  # never in a recorded error or a log line
         self.timeout = timeout
         self.policy = policy or RetryPolicy.rocketchat()
         self.on_response = on_response

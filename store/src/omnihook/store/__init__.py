@@ -45,6 +45,14 @@ from .outbox import (
     OutboxStatus,
     OutboxStore,
 )
+from .redaction import (
+    MASK,
+    RedactingLogFilter,
+    escape_controls,
+    protect_logging,
+    redact,
+    register_secret,
+)
 from .schema import SCHEMA_VERSION
 from .sqlcrm import (
     ContactRecord,
@@ -59,6 +67,7 @@ __all__ = [
     "DEFAULT_PROBE_TIMEOUT",
     "DEFAULT_STORE_URL",
     "EVENT_STATUSES",
+    "MASK",
     "MAX_KEY_CHARS",
     "OUTBOX_STATUSES",
     "SCHEMA_VERSION",
@@ -83,6 +92,7 @@ __all__ = [
     "OutboxStatus",
     "OutboxStore",
     "PostgresDatabase",
+    "RedactingLogFilter",
     "ReplayResult",
     "RoomState",
     "SQLiteDatabase",
@@ -98,9 +108,13 @@ __all__ = [
     "WriteProbe",
     "backoff_delay",
     "bounded_key",
+    "escape_controls",
     "favour_database_threads",
     "open_database",
     "parse_store_url",
+    "protect_logging",
+    "redact",
+    "register_secret",
     "storable_text",
 ]
 

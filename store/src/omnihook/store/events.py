@@ -20,6 +20,7 @@ from .database import placeholders as _marks
 from .errors import one_item_may_be_at_fault
 from .keys import bounded_key, storable_text
 from .leased import LeasedTable
+from .redaction import redact
 
 __all__ = [
     "EVENT_STATUSES",
@@ -235,7 +236,11 @@ class EventStore:
                 "WHERE event_id = ? ORDER BY number",
                 (event_id,),
             ).fetchall()
-            return [AttemptRecord(*row) for row in rows]
+            # Masked on the way out too: rows written before redaction existed.
+            return [
+                AttemptRecord(number, worker, started, finished, outcome, _redacted(error))
+                for number, worker, started, finished, outcome, error in rows
+            ]
 
         return await self.database.run(work)
 
@@ -395,6 +400,8 @@ def _claim_in(
 
 
 def _finish_in(tx: Tx, event: ClaimedEvent, worker: str, result: Finish) -> bool:
+    # Where errors are recorded: nothing secret is kept (a CRM may echo our headers back).
+    error = _redacted(result.error)
     updated = tx.execute(
         """UPDATE events SET status = ?, attempts = attempts + 1, next_attempt_at = ?,
                lease_owner = NULL, lease_expires_at = NULL, handlers_done = ?, stale = ?,
@@ -405,7 +412,7 @@ def _finish_in(tx: Tx, event: ClaimedEvent, worker: str, result: Finish) -> bool
             result.next_attempt_at if result.next_attempt_at is not None else result.finished_at,
             json.dumps(sorted(result.handlers_done)),
             int(result.stale),
-            result.error,
+            error,
             result.finished_at if result.status != "failed" else None,
             event.id,
             worker,
@@ -427,7 +434,7 @@ def _finish_in(tx: Tx, event: ClaimedEvent, worker: str, result: Finish) -> bool
             result.started_at,
             result.finished_at,
             result.status,
-            result.error,
+            error,
         ),
     )
     if event.room_id is not None and (
@@ -489,6 +496,10 @@ def _replay_in(tx: Tx, ids: list[int] | None, now: float, all_handlers: bool) ->
     return ReplayResult(replayed, skipped)
 
 
+def _redacted(error: str | None) -> str | None:
+    return redact(error) if error is not None else None
+
+
 def _stored(row: tuple[Any, ...]) -> StoredEvent:
     (event_id, key, room_id, event_type, received_at, status, attempts, next_at, owner, answer,
      done, stale, error, finished_at, *body) = row  # fmt: skip
@@ -505,7 +516,7 @@ def _stored(row: tuple[Any, ...]) -> StoredEvent:
         answer=str(answer),
         handlers_done=tuple(json.loads(done)),
         stale=None if stale is None else bool(stale),
-        last_error=error,
+        last_error=_redacted(error),
         finished_at=finished_at,
         body=bytes(body[0]) if body else None,
     )

@@ -18,6 +18,7 @@ from .database import placeholders as _marks
 from .errors import one_item_may_be_at_fault
 from .keys import bounded_key
 from .leased import LeasedTable
+from .redaction import redact
 
 __all__ = [
     "OUTBOX_STATUSES",
@@ -224,7 +225,11 @@ class OutboxStore:
                 "WHERE outbox_id = ? ORDER BY number",
                 (entry_id,),
             ).fetchall()
-            return [OutboxAttempt(*row) for row in rows]
+            # Masked on the way out too: rows written before redaction existed.
+            return [
+                OutboxAttempt(number, started, elapsed, status, _redacted(error))
+                for number, started, elapsed, status, error in rows
+            ]
 
         return await self.database.run(work)
 
@@ -309,15 +314,24 @@ class _Outcome:
     response_text: str | None
 
 
+def _redacted(error: str | None) -> str | None:
+    return redact(error) if error is not None else None
+
+
 def _record(tx: Tx, outcome: _Outcome) -> bool:
     entry, attempt, status = outcome.entry, outcome.attempt, outcome.status
     finished = attempt.started_at + attempt.elapsed
+    # Where errors are recorded: nothing secret is kept (an endpoint may echo our token back).
+    error = _redacted(attempt.error)
+    response_text = outcome.response_text
+    if status != "done" and response_text is not None:
+        response_text = redact(response_text)  # a 200's text is crmData: kept exact
     updated = tx.execute(
         """UPDATE outbox SET status = ?, attempts = attempts + 1, next_attempt_at = ?,
                lease_owner = NULL, lease_expires_at = NULL, last_status = ?, last_error = ?,
                response_text = ?, finished_at = ?
            WHERE id = ? AND lease_owner = ? AND status = 'sending'""",
-        (status, outcome.next_attempt_at, attempt.status, attempt.error, outcome.response_text,
+        (status, outcome.next_attempt_at, attempt.status, error, response_text,
          finished if status != "failed" else None, entry.id, outcome.owner),
     ).rowcount  # fmt: skip
     if updated != 1:
@@ -326,7 +340,7 @@ def _record(tx: Tx, outcome: _Outcome) -> bool:
         "INSERT INTO outbox_attempts (outbox_id, number, started_at, elapsed, status, error) "
         "VALUES (?, (SELECT COALESCE(MAX(number), 0) + 1 FROM outbox_attempts "
         "WHERE outbox_id = ?), ?, ?, ?, ?)",
-        (entry.id, entry.id, attempt.started_at, attempt.elapsed, attempt.status, attempt.error),
+        (entry.id, entry.id, attempt.started_at, attempt.elapsed, attempt.status, error),
     )
     if status == "done" and entry.room_id is not None and outcome.response_text is not None:
         tx.execute(
@@ -353,7 +367,7 @@ def _entries(tx: Tx, tail: str, params: Sequence[Any]) -> list[OutboxEntry]:
             attempts=int(row[7]),
             next_attempt_at=float(row[8]),
             last_status=row[9],
-            last_error=row[10],
+            last_error=_redacted(row[10]),
             response_text=row[11],
             finished_at=row[12],
         )

@@ -21,6 +21,7 @@ from omnihook.contracts import (
     RoomEvent,
     UnknownEvent,
 )
+from omnihook.store import register_secret
 
 from ..router import HandlerContext, PermanentError, RetryAfter, Router
 
@@ -300,7 +301,9 @@ def require_credentials(
     adapter: str, crm: str, values: Mapping[str, str], settings: Mapping[str, str]
 ) -> dict[str, str]:
     """``values`` (credential → value) when none is empty; else a configuration error naming
-    the setting to fix (``settings``: credential → setting name)."""
+    the setting to fix (``settings``: credential → setting name). The values are registered
+    as secrets: never in a recorded error or a log line."""
+    register_secret(*values.values())
     for credential, value in values.items():
         if not value:
             label = credential.replace("_", " ")

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from omnihook.contracts import AnyEvent, EventType
-from omnihook.store import backoff_delay
+from omnihook.store import backoff_delay, register_secret
 
 from ..router import HandlerContext
 from .base import (
@@ -50,6 +50,7 @@ class HttpForwardAdapter(CrmAdapter):
         self.url = url
         self._headers = {"Content-Type": "application/json"}
         if token:
+            register_secret(token)
             self._headers[token_header] = token
         self._fields = list(fields) if fields else None
         self._events = frozenset(events) if events is not None else frozenset(EventType)

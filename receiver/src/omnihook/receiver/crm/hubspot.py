@@ -131,13 +131,14 @@ class HubSpotAdapter(RecordAdapter):
 
     async def _owner_of(self, event: AnyEvent) -> str | None:
         agent = event.agent if isinstance(event, RoomEvent) else None
-        if not self._owner_from_agent or agent is None or not agent.email:
+        email = agent.first_email if agent is not None else None  # any of the email forms
+        if not self._owner_from_agent or not email:
             return None
-        if agent.email not in self._owners:
-            answer = await self._call("GET", "/owners", params={"email": agent.email})
+        if email not in self._owners:
+            answer = await self._call("GET", "/owners", params={"email": email})
             results = answer.get("results") or []
-            self._owners[agent.email] = str(results[0]["id"]) if results else None
-        return self._owners[agent.email]
+            self._owners[email] = str(results[0]["id"]) if results else None
+        return self._owners[email]
 
     async def _call(
         self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None

@@ -16,6 +16,7 @@ from urllib.parse import quote
 import httpx
 
 from omnihook.contracts import AnyEvent
+from omnihook.store import register_secret
 
 from ..router import HandlerContext
 from .base import (
@@ -230,5 +231,6 @@ class SalesforceAdapter(RecordAdapter):
                 f"{', '.join(self._settings.values())} and domain_url"
             )
         self._token = str(answer["access_token"])
+        register_secret(self._token)
         self._instance_url = str(answer.get("instance_url") or self._domain_url).rstrip("/")
         return self._token, self._instance_url

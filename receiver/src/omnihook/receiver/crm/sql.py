@@ -108,7 +108,7 @@ def _conversation(event: RoomEvent, stale: bool) -> ConversationRecord:
 def _message(event: RoomEvent, index: int) -> MessageRecord:
     message = event.messages[index]
     kind = "agent" if message.is_from_agent else "visitor"
-    if message.is_closing:
+    if message.is_closing or message.is_navigation:  # written by Rocket.Chat, not a person
         kind = "agent" if message.is_from_agent else "system"
     return MessageRecord(
         message_key=message.id or f"{message.ts.timestamp():.3f}:{message.username}",

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from omnihook.contracts import AnyEvent
+from omnihook.store import register_secret
 
 from ..router import HandlerContext
 from .base import (
@@ -198,6 +199,7 @@ class ZohoAdapter(RecordAdapter):
                 f"{self.name}: Zoho refused the refresh token ({error}); check {settings}"
             )
         self._access_token = str(answer["access_token"])
+        register_secret(self._access_token)
         self._api_domain = str(answer.get("api_domain", "https://www.zohoapis.com")).rstrip("/")
         # Refresh a minute early rather than fail a call on the boundary.
         self._expires_at = time.monotonic() + float(answer.get("expires_in", 3600)) - 60

@@ -1,0 +1,153 @@
+"""Secrets out of stored error texts and log lines; log lines that visitor text cannot forge.
+
+A CRM or a gateway that echoes the request back puts its ``Authorization`` header into the error
+omnihook records; an exception may quote a URL with a password or an ``api_key``. Every error the
+store records (events, attempts, outbox) goes through :func:`redact`, and so does every log line
+once :func:`protect_logging` is installed (``omnihook serve``, ``worker`` and the other commands
+install it). What is masked, with ``***``:
+
+- the value of every secret registered with :func:`register_secret`: the webhook tokens, each
+  variable a bridge file names with a ``*_env`` key, CRM credentials and the access tokens they
+  yield, the Rocket.Chat auth token, the sender's token (each registers itself where it is read);
+- authorization-like values: ``Bearer …``, ``Basic …``, ``Zoho-oauthtoken …``, and the value of
+  any header, JSON key or query parameter whose name says token, secret, password, api key,
+  authorization, cookie or signature;
+- URL credentials (``https://user:***@host``).
+
+>>> register_secret("pat-na1-0123456789")
+>>> redact("HTTP 401 from CRM: echo Authorization: Bearer pat-na1-0123456789")
+'HTTP 401 from CRM: echo Authorization: ***'
+
+Log lines also get their control characters escaped (:func:`escape_controls`), so that a visitor
+named ``"Jane\\n2026-01-01 INFO forged line"`` stays on one line.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterable
+
+__all__ = [
+    "MASK",
+    "RedactingLogFilter",
+    "escape_controls",
+    "protect_logging",
+    "redact",
+    "register_secret",
+]
+
+MASK = "***"
+
+_MIN_SECRET = 4  # shorter values are not secrets worth masking everywhere they occur
+
+# A credential after an authorization scheme: at least 8 characters with a digit, or 20 long
+# (so that "basic validation" or "bearer of bad news" stay as they are).
+_CREDENTIAL = r"(?:(?=[A-Za-z0-9._~+/=:-]*\d)[A-Za-z0-9._~+/=:-]{8,}|[A-Za-z0-9._~+/=:-]{20,})"
+_SCHEMES = re.compile(rf"(?i)\b(bearer|basic|digest|zoho-oauthtoken|oauth)(\s+){_CREDENTIAL}")
+_NAMED = re.compile(
+    r"""(?ix)
+    (?P<name>["']?[\w-]*?(?:token|secret|passw(?:or)?d|api[-_]?key|authorization|cookie|
+        signature|credential)s?["']?\s*[:=]\s*)
+    (?P<quote>["']?)
+    (?P<value>(?:(?:bearer|basic|digest|token|zoho-oauthtoken|oauth)\s+)?[^"'\s,;&}<>]+)"""
+)
+_QUERY = re.compile(r"(?i)([?&;](?:key|sig|code|auth|pass|pwd)=)[^&\s#\"'<>]+")
+_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]*):[^/\s@]+@")
+_CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED_CONTROLS = {"\n": "\\n", "\r": "\\r", "\x1b": "\\e"}
+
+
+class _Secrets:
+    """The registered values, as one pattern (longest first, so a secret that contains another
+    is masked whole)."""
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+        self._lock = threading.Lock()
+        self.pattern: re.Pattern[str] | None = None
+
+    def add(self, values: Iterable[str | None]) -> None:
+        fresh = {v for v in values if v and len(v) >= _MIN_SECRET} - self._values
+        if fresh:
+            self.restore(frozenset(self._values | fresh))
+
+    def snapshot(self) -> frozenset[str]:
+        return frozenset(self._values)
+
+    def restore(self, values: frozenset[str]) -> None:
+        """Exactly ``values`` from now on (tests go back to an earlier snapshot, so that one
+        test's secrets do not mask another's text)."""
+        ordered = sorted(values, key=len, reverse=True)
+        pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+        with self._lock:
+            self._values = set(values)
+            self.pattern = pattern
+
+
+_SECRETS = _Secrets()
+
+
+def register_secret(*values: str | None) -> None:
+    """Mask these values wherever :func:`redact` runs from now on (empty and very short values,
+    under four characters, are ignored)."""
+    _SECRETS.add(values)
+
+
+def redact(text: str) -> str:
+    """``text`` with every registered secret and every secret-looking value masked."""
+    pattern = _SECRETS.pattern
+    if pattern is not None:
+        text = pattern.sub(MASK, text)
+    text = _URL_CREDENTIALS.sub(rf"\1:{MASK}@", text)
+    text = _SCHEMES.sub(rf"\1\2{MASK}", text)
+    text = _NAMED.sub(_mask_named, text)
+    return _QUERY.sub(rf"\1{MASK}", text)
+
+
+def _mask_named(match: re.Match[str]) -> str:
+    return f"{match['name']}{match['quote']}{MASK}"
+
+
+def escape_controls(text: str) -> str:
+    """Newlines, carriage returns, escapes and other control characters written as ``\\n``,
+    ``\\r``, ``\\e``, ``\\x07``: one log record stays one line (tabs are kept)."""
+    return _CONTROLS.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    named = _NAMED_CONTROLS.get(char)
+    if named is not None:
+        return named
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+class RedactingLogFilter(logging.Filter):
+    """A filter for log handlers: the message redacted and kept on one line, tracebacks
+    redacted (their own line breaks kept)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format: let the handler report it as usual
+            return True
+        record.msg = escape_controls(redact(message))
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+def protect_logging(handlers: Iterable[logging.Handler] | None = None) -> None:
+    """Add a :class:`RedactingLogFilter` to ``handlers`` (default: the root logger's), once
+    each. Call it after configuring logging in your own server process."""
+    for handler in logging.getLogger().handlers if handlers is None else handlers:
+        if not any(isinstance(f, RedactingLogFilter) for f in handler.filters):
+            handler.addFilter(RedactingLogFilter())
