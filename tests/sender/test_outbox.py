@@ -163,3 +163,28 @@ async def test_enqueue_without_an_outbox_says_how_to_get_one() -> None:
     async with Sender("http://127.0.0.1:9/hook") as sender:
         with pytest.raises(RuntimeError, match="this sender has no outbox"):
             await sender.enqueue(samples.sample("chat-start"))
+
+
+async def test_an_endpoint_echoing_the_token_leaves_it_in_no_recorded_error(
+    store_url: str, httpserver: HTTPServer
+) -> None:
+    token = "outbox-secret-0123456789"
+
+    def echo(request: Request) -> Response:
+        headers = "; ".join(f"{key}: {value}" for key, value in request.headers.items())
+        return Response(f"denied, you sent {headers}", status=401)
+
+    httpserver.expect_request("/hook").respond_with_handler(echo)
+    async with Sender(httpserver.url_for("/hook"), token=token, outbox=store_url) as sender:
+        entry_id = await sender.enqueue(samples.sample("chat-start"))
+        await sender.drain()
+        assert sender.outbox is not None
+        entry = await sender.outbox.outbox.get(entry_id)
+        attempts = await sender.outbox.outbox.attempts(entry_id)
+    assert entry is not None
+    assert entry.status == "dead"
+    recorded = f"{entry.last_error} {entry.response_text} {[a.error for a in attempts]}"
+    assert "denied, you sent" in recorded
+    assert token not in recorded
+    [(request, _)] = httpserver.log
+    assert request.headers["X-RocketChat-Livechat-Token"] == token  # it was sent, and echoed

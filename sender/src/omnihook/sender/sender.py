@@ -27,7 +27,7 @@ from omnihook.contracts import (
     encode_json,
     samples,
 )
-from omnihook.store import OutboxItem, Store, StoreError, register_secret
+from omnihook.store import OutboxItem, Store, StoreError, redact, register_secret
 
 from .clock import Clock, SystemClock
 from .policy import RetryPolicy
@@ -267,7 +267,7 @@ class Sender:
                 self.url, body, headers or self.headers(), timeout or self.timeout
             )
         except TransportError as exc:
-            return Attempt(0, None, str(exc), None, time.perf_counter() - started, None)
+            return Attempt(0, None, redact(str(exc)), None, time.perf_counter() - started, None)
         error = None if response.status == 200 else _status_error(response.status, response.text)
         return Attempt(
             0, response.status, error, response.text, time.perf_counter() - started, None
@@ -331,7 +331,9 @@ def _describe(event: Payload, body: bytes) -> tuple[str | None, str | None]:
 
 
 def _status_error(status: int, text: str) -> str:
-    snippet = " ".join(text.split())
+    # Where the sender's errors are made: an endpoint may echo our token back (printed, logged
+    # and recorded in the outbox from here).
+    snippet = " ".join(redact(text).split())
     if len(snippet) > 200:
         snippet = snippet[:199] + "…"
     return f"HTTP {status}" + (f": {snippet}" if snippet else "")
