@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import logging
 import os
@@ -11,10 +12,9 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
-import uvicorn
 from click.core import ParameterSource
 
 from omnihook.contracts.tokens import DEFAULT_TOKEN_FILE, TOKEN_ENV, TokenSourceError, read_tokens
@@ -31,6 +31,7 @@ from .bridge import (
 )
 from .console import logging_router
 from .crm import SqlCrmAdapter
+from .http import HttpLimits, run_server
 from .inspector import create_inspector
 from .rest import RocketChatApi
 from .router import Router
@@ -255,6 +256,38 @@ def _assemble(
     return router
 
 
+def _http_edge_options(func: F) -> F:
+    """The HTTP edge's flags; the command receives them as one ``limits: HttpLimits``."""
+    defaults = HttpLimits()
+    seconds = click.FloatRange(min=0, min_open=True)
+    options = [
+        click.option("--max-header-bytes", default=defaults.max_header_bytes, show_default=True,
+                     type=click.IntRange(min=1),
+                     help="Request line and headers, in all; more is refused with 431."),
+        click.option("--header-timeout", default=defaults.header_timeout, show_default=True, type=seconds,
+                     help="Seconds for a request's headers to arrive; slower gets 408."),
+        click.option("--body-timeout", default=defaults.body_timeout, show_default=True, type=seconds,
+                     help="Seconds for a request's body to arrive after its headers; slower gets 408."),
+        click.option("--body-gap-timeout", default=defaults.body_gap_timeout, show_default=True,
+                     type=seconds, help="Longest silence within a body, in seconds; longer gets 408."),
+        click.option("--keep-alive-timeout", default=defaults.keep_alive_timeout, show_default=True,
+                     type=seconds, help="Seconds an idle keep-alive connection stays open."),
+        click.option("--backlog", default=defaults.backlog, show_default=True, type=click.IntRange(min=1),
+                     help="Connections the system queues before they are accepted."),
+    ]  # fmt: skip
+    names = ("max_header_bytes", "header_timeout", "body_timeout", "body_gap_timeout",
+             "keep_alive_timeout", "backlog")  # fmt: skip
+
+    @functools.wraps(func)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        limits = HttpLimits(**{name: kwargs.pop(name) for name in names})
+        return func(*args, limits=limits, **kwargs)
+
+    for option in reversed(options):
+        command = option(command)
+    return cast(F, command)
+
+
 @click.command()
 @click.option(
     "--app",
@@ -312,6 +345,7 @@ def _assemble(
     show_default=True,
     help="Log every HTTP request too.",
 )
+@_http_edge_options
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -332,6 +366,7 @@ def serve(
     max_body_bytes: int,
     log_level: str,
     access_log: bool,
+    limits: HttpLimits,
 ) -> None:
     """Receive Rocket.Chat's webhooks: check the token, store, answer, handle.
 
@@ -357,14 +392,7 @@ def serve(
         logger.info(
             "serving %s as is: token checks, paths and storage are that app's own", app_spec
         )
-        uvicorn.run(
-            target,
-            host=host,
-            port=port,
-            log_level=log_level,
-            access_log=access_log,
-            log_config=None,
-        )
+        run_server(target, host, port, limits, log_level=log_level, access_log=access_log)
         return
     token_env = config.receiver.token_env if config is not None else TOKEN_ENV
     config_token_file = config.receiver.token_file if config is not None else None
@@ -398,9 +426,7 @@ def serve(
         where = "in this process" if not no_worker else "in `omnihook worker` processes"
         logger.info("store: %s; handling %s", store.config.display, where)
     logger.info("webhook URL: http://%s:%d%s", host, port, path)
-    uvicorn.run(
-        asgi_app, host=host, port=port, log_level=log_level, access_log=access_log, log_config=None
-    )
+    run_server(asgi_app, host, port, limits, log_level=log_level, access_log=access_log)
 
 
 @click.command("worker")
@@ -514,7 +540,9 @@ async def _run_worker(
               help="Append every delivery to this JSON-lines file (for `omnihook replay`).")  # fmt: skip
 @click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), envvar="OMNIHOOK_TOKEN_FILE",
               help=f"Token(s) to check. Default: ${TOKEN_ENV}; with none, any token is accepted.")  # fmt: skip
-def inspect(host: str, port: int, path: str, capture: Path | None, token_file: Path | None) -> None:
+@_http_edge_options
+def inspect(host: str, port: int, path: str, capture: Path | None, token_file: Path | None,
+            limits: HttpLimits) -> None:  # fmt: skip
     """Point a real Rocket.Chat at this and see each payload checked against the contracts.
 
     One line per event (type, room, visitor, verdict), then exactly what drifts where: unknown
@@ -535,4 +563,4 @@ def inspect(host: str, port: int, path: str, capture: Path | None, token_file: P
     if capture is not None:
         click.echo(f"capturing to {capture}", err=True)
     app = create_inspector(tokens, path=path, capture=capture, echo=click.echo)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, log_config=None)
+    run_server(app, host, port, limits, log_level="warning", access_log=False)

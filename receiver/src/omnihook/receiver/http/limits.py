@@ -1,0 +1,51 @@
+"""The limits a receiver puts on every HTTP connection, in one value."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["HttpLimits"]
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    """How much, and how slowly, a client may send before the server gives up on it.
+
+    >>> from omnihook.receiver.http import HttpLimits
+    >>> HttpLimits(header_timeout=5).max_header_bytes
+    65536
+
+    The defaults leave room for any Rocket.Chat: its webhook calls time out after 5 s
+    (``Livechat_http_timeout``), so a delivery slower than these is dead on its side already.
+    """
+
+    max_header_bytes: int = 64 * 1024
+    """The request line and every header together, in bytes; more gets 431."""
+    header_timeout: float = 10.0
+    """Seconds from a request's first byte (or the connection's start) to the end of its headers."""
+    body_timeout: float = 30.0
+    """Seconds from the end of the headers to the last byte of the body."""
+    body_gap_timeout: float = 10.0
+    """Longest silence, in seconds, between two pieces of a body."""
+    keep_alive_timeout: float = 5.0
+    """Seconds an idle keep-alive connection stays open between requests (uvicorn's
+    ``timeout_keep_alive``)."""
+    backlog: int = 4096
+    """Connections the kernel queues before the server accepts them (capped by the system's
+    ``net.core.somaxconn``)."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_header_bytes", "backlog"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        for name in ("header_timeout", "body_timeout", "body_gap_timeout", "keep_alive_timeout"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be more than 0 seconds")
+
+    def describe(self) -> str:
+        """One line for a log: ``headers ≤ 65,536 bytes within 10 s, body within 30 s ...``."""
+        return (
+            f"headers ≤ {self.max_header_bytes:,} bytes within {self.header_timeout:g} s, "
+            f"body within {self.body_timeout:g} s (gaps ≤ {self.body_gap_timeout:g} s), "
+            f"idle keep-alive {self.keep_alive_timeout:g} s, backlog {self.backlog:,}"
+        )

@@ -1,0 +1,423 @@
+"""The HTTP edge against hostile clients: a real server on a loopback port, raw sockets.
+
+Oversized heads get 431 (or a close) without slowing anyone else; clients too slow with their
+headers or their body get 408 at the deadline; idle keep-alive connections close; 2,000 idle
+connections leave room for a normal request (through ``omnihook serve``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from omnihook.receiver import Router, create_app
+from omnihook.receiver.http import (
+    GuardedHttpToolsProtocol,
+    HttpLimits,
+    raise_open_file_limit,
+    server_config,
+)
+
+from ..conftest import free_port
+from ..processes import OMNIHOOK, OmnihookProcess
+
+TOKEN = "edge-token"
+FAST = HttpLimits(max_header_bytes=4096, header_timeout=0.5, body_timeout=1.0,
+                  body_gap_timeout=0.3, keep_alive_timeout=0.3)  # fmt: skip
+
+
+class GuardedServer:
+    """The receiver's app in uvicorn with the guarded protocol (and uvloop, as ``serve`` runs
+    it), in a background thread."""
+
+    def __init__(self, limits: HttpLimits) -> None:
+        self.port = free_port()
+        app = create_app(Router(), tokens=[TOKEN])
+        config = server_config(app, "127.0.0.1", self.port, limits, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.loop_factory = config.get_loop_factory()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with asyncio.Runner(loop_factory=self.loop_factory) as runner:
+            runner.run(self.server.serve())
+
+    def start(self) -> GuardedServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def guarded() -> Iterator[Callable[[HttpLimits], GuardedServer]]:
+    running: list[GuardedServer] = []
+
+    def start(limits: HttpLimits) -> GuardedServer:
+        running.append(GuardedServer(limits).start())
+        return running[-1]
+
+    yield start
+    for server in running:
+        server.stop()
+
+
+def connect(port: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes (a reset counts as a close)."""
+    chunks = []
+    try:
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    except ConnectionResetError:
+        pass
+    return b"".join(chunks)
+
+
+def parse(raw: bytes) -> tuple[int, dict[str, str], bytes]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers, body
+
+
+def json_error(raw: bytes, status: int) -> dict[str, Any]:
+    got, headers, body = parse(raw)
+    assert got == status, raw[:300]
+    assert headers["content-type"] == "application/json"
+    assert headers["connection"] == "close"
+    document: dict[str, Any] = json.loads(body)
+    assert set(document) == {"error", "detail"}
+    return document
+
+
+def healthz_seconds(port: int) -> float:
+    started = time.perf_counter()
+    response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
+    assert response.status_code == 200
+    return time.perf_counter() - started
+
+
+def head_of(size: int, method: str = "GET", path: str = "/healthz", extra: bytes = b"") -> bytes:
+    """A request head of exactly ``size`` bytes, padded with one header."""
+    start = f"{method} {path} HTTP/1.1\r\nHost: edge\r\n".encode() + extra + b"X-Pad: "
+    end = b"\r\n\r\n"
+    padding = size - len(start) - len(end)
+    assert padding >= 0
+    return start + b"p" * padding + end
+
+
+# Header size
+
+
+def test_a_head_at_the_limit_is_served_one_byte_more_gets_431(
+    guarded: Callable[[HttpLimits], GuardedServer],
+) -> None:
+    server = guarded(HttpLimits(max_header_bytes=4096))
+    with connect(server.port) as sock:
+        sock.sendall(head_of(4096, extra=b"Connection: close\r\n"))
+        assert parse(read_until_closed(sock))[0] == 200
+    with connect(server.port) as sock:
+        sock.sendall(head_of(4097))
+        document = json_error(read_until_closed(sock), 431)
+    assert document["error"] == "headers_too_large"
+    assert "4,096 bytes" in document["detail"]
+
+
+def test_the_limit_holds_across_reads_and_a_body_in_the_same_read_is_not_counted(
+    guarded: Callable[[HttpLimits], GuardedServer],
+) -> None:
+    server = guarded(HttpLimits(max_header_bytes=4096))
+    with connect(server.port) as sock:  # a head trickled in small reads
+        for byte in range(0, 5000, 500):
+            sock.sendall(head_of(5000)[byte : byte + 500])
+            time.sleep(0.01)
+        assert json_error(read_until_closed(sock), 431)["error"] == "headers_too_large"
+    body = b"x" * 20_000  # head and a large body in one send: only the head counts
+    head = head_of(4000, method="POST", path="/rocketchat",
+                   extra=b"Connection: close\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n" % len(body))  # fmt: skip
+    with connect(server.port) as sock:
+        sock.sendall(head + body)
+        assert parse(read_until_closed(sock))[0] == 401  # the app's answer: no token
+
+
+def test_a_huge_header_is_cut_early_while_healthz_keeps_answering(
+    guarded: Callable[[HttpLimits], GuardedServer],
+) -> None:
+    server = guarded(HttpLimits(header_timeout=5))
+    sent = [0]
+
+    def flood() -> None:
+        chunk = b"a" * (1 << 20)
+        with connect(server.port) as sock:
+            try:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: edge\r\nX-Big: ")
+                while sent[0] < 256 << 20:  # up to 256 MiB, as in the report
+                    sock.sendall(chunk)
+                    sent[0] += len(chunk)
+            except OSError:
+                pass  # the server stopped reading and closed: what we want
+
+    flooder = threading.Thread(target=flood, daemon=True)
+    flooder.start()
+    slowest = max(healthz_seconds(server.port) for _ in range(20))
+    flooder.join(timeout=20)
+    assert not flooder.is_alive()
+    assert slowest < 0.5
+    assert sent[0] < 64 << 20  # refused long before its end
+
+
+# Slow clients
+
+
+def test_a_client_that_sends_nothing_gets_408_at_the_header_deadline(
+    guarded: Callable[[HttpLimits], GuardedServer],
+) -> None:
+    server = guarded(FAST)
+    with connect(server.port) as sock:
+        started = time.monotonic()
+        document = json_error(read_until_closed(sock), 408)
+        waited = time.monotonic() - started
+    assert document["error"] == "request_timeout"
+    assert "headers did not arrive within 0.5 s" in document["detail"]
+    assert 0.4 < waited < 3
+
+
+def test_a_trickled_head_is_cut_at_the_deadline_not_kept_alive_by_each_byte(
+    guarded: Callable[[HttpLimits], GuardedServer],
+) -> None:
+    server = guarded(FAST)
+    head = head_of(400)
+    with connect(server.port) as sock:
+        stop = threading.Event()
+
+        def trickle() -> None:
+            for byte in head[:-4]:
+                if stop.wait(0.05):
+                    return
+                try:
+                    sock.send(bytes([byte]))
+                except OSError:
+                    return
+
+        started = time.monotonic()
+        trickler = threading.Thread(target=trickle, daemon=True)
+        trickler.start()
+        raw = read_until_closed(sock)
+        waited = time.monotonic() - started
+        stop.set()
+        trickler.join(timeout=5)
+    assert json_error(raw, 408)["error"] == "request_timeout"
+    assert 0.4 < waited < 3
+
+
+def test_a_body_shorter_than_its_content_length_gets_408_after_the_gap(
+    guarded: Callable[[HttpLimits], GuardedServer],
+) -> None:
+    server = guarded(FAST)
+    with connect(server.port) as sock:
+        sock.sendall(b"POST /rocketchat HTTP/1.1\r\nHost: edge\r\nContent-Type: application/json\r\n"
+                     b"X-RocketChat-Livechat-Token: " + TOKEN.encode() + b"\r\n"
+                     b"Content-Length: 1000\r\n\r\n" + b'{"type": "Message"')  # fmt: skip
+        started = time.monotonic()
+        document = json_error(read_until_closed(sock), 408)
+        waited = time.monotonic() - started
+    assert "no byte of the request body for 0.3 s" in document["detail"]
+    assert 0.25 < waited < 3
+
+
+def test_a_trickled_body_is_cut_at_the_body_deadline(
+    guarded: Callable[[HttpLimits], GuardedServer],
+) -> None:
+    server = guarded(HttpLimits(body_timeout=1.0, body_gap_timeout=0.6))
+    with connect(server.port) as sock:
+        sock.sendall(b"POST /rocketchat HTTP/1.1\r\nHost: edge\r\nContent-Type: application/json\r\n"
+                     b"X-RocketChat-Livechat-Token: " + TOKEN.encode() + b"\r\n"
+                     b"Content-Length: 1000\r\n\r\n")  # fmt: skip
+        stop = threading.Event()
+
+        def trickle() -> None:  # a byte every 0.05 s: never a gap of 0.6 s
+            while not stop.wait(0.05):
+                try:
+                    sock.send(b" ")
+                except OSError:
+                    return
+
+        started = time.monotonic()
+        trickler = threading.Thread(target=trickle, daemon=True)
+        trickler.start()
+        raw = read_until_closed(sock)
+        waited = time.monotonic() - started
+        stop.set()
+        trickler.join(timeout=5)
+    assert "body did not arrive within 1 s" in json_error(raw, 408)["detail"]
+    assert 0.9 < waited < 4
+
+
+def test_an_answer_given_before_the_body_ended_is_followed_by_a_close_not_a_408(
+    guarded: Callable[[HttpLimits], GuardedServer],
+) -> None:
+    server = guarded(FAST)
+    with connect(server.port) as sock:  # no token: the app answers 401 without the body
+        sock.sendall(b"POST /rocketchat HTTP/1.1\r\nHost: edge\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1000\r\n\r\n" + b'{"type": "Message"')  # fmt: skip
+        started = time.monotonic()
+        raw = read_until_closed(sock)
+        waited = time.monotonic() - started
+    status, _, body = parse(raw)
+    assert status == 401
+    assert b"HTTP/1.1" not in body  # one answer only
+    assert 0.25 < waited < 3
+
+
+def test_an_idle_keep_alive_connection_closes_without_an_answer(
+    guarded: Callable[[HttpLimits], GuardedServer],
+) -> None:
+    server = guarded(FAST)
+    with connect(server.port) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: edge\r\n\r\n")
+        first = sock.recv(65536)
+        assert parse(first)[0] == 200
+        started = time.monotonic()
+        rest = read_until_closed(sock)
+        waited = time.monotonic() - started
+    assert rest == b""
+    assert 0.2 < waited < 3
+
+
+def test_keep_alive_requests_each_get_their_own_head_deadline(
+    guarded: Callable[[HttpLimits], GuardedServer],
+) -> None:
+    server = guarded(HttpLimits(header_timeout=0.5, keep_alive_timeout=5))
+    with connect(server.port) as sock:
+        for _ in range(4):  # together longer than one header deadline
+            time.sleep(0.2)
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: edge\r\n\r\n")
+            assert parse(sock.recv(65536))[0] == 200
+
+
+def test_the_protocol_is_usable_by_name_in_uvicorn() -> None:
+    config = uvicorn.Config(
+        create_app(Router(), tokens=[TOKEN]),
+        http="omnihook.receiver.http:GuardedHttpToolsProtocol",
+    )
+    config.load()
+    assert config.http_protocol_class is GuardedHttpToolsProtocol
+    limited = GuardedHttpToolsProtocol.with_limits(FAST)
+    assert issubclass(limited, GuardedHttpToolsProtocol)
+    assert limited.limits is FAST
+    assert GuardedHttpToolsProtocol.limits == HttpLimits()
+
+
+def test_limits_refuse_nonsense() -> None:
+    with pytest.raises(ValueError, match="header_timeout"):
+        HttpLimits(header_timeout=0)
+    with pytest.raises(ValueError, match="max_header_bytes"):
+        HttpLimits(max_header_bytes=0)
+
+
+# Through `omnihook serve`
+
+IDLE_CONNECTIONS = 2000
+
+
+class _LowFileLimitProcess(OmnihookProcess):
+    """``omnihook serve`` started with a soft open-file limit of 1,024 (Linux's usual), which it
+    must raise itself."""
+
+    def start(self) -> OmnihookProcess:
+        import resource
+
+        def lower() -> None:
+            hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+            resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+
+        handle = self.log.open("w")
+        self.process = subprocess.Popen(
+            [OMNIHOOK, *self.args],
+            cwd=self.cwd,
+            env=self.env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            text=True,
+            preexec_fn=lower,
+        )
+        self.wait_ready()
+        return self
+
+
+def test_serve_keeps_answering_beside_2000_idle_connections(tmp_path: Path) -> None:
+    resource = pytest.importorskip("resource")
+    raise_open_file_limit()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = IDLE_CONNECTIONS + 200
+    if soft < needed:
+        pytest.skip(f"this test process may open {soft} files (hard limit {hard}); needs {needed}")
+    if hard < needed:
+        pytest.skip(f"the server's hard open-file limit is {hard}; {needed} needed")
+    port = free_port()
+    serve = _LowFileLimitProcess(
+        ["serve", "--port", str(port), "--no-store", "--max-header-bytes", "2048",
+         "--header-timeout", "60", "--keep-alive-timeout", "60"],
+        tmp_path, {"OMNIHOOK_TOKEN": TOKEN}, port,
+    )  # fmt: skip
+    serve.start()
+    idle: list[socket.socket] = []
+    try:
+        for number in range(IDLE_CONNECTIONS):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            if number % 2:
+                sock.sendall(b"POST /rocketchat HTTP/1.1\r\nHost: ed")  # a head that stalls
+            idle.append(sock)
+        time.sleep(0.5)  # let the server accept them all
+        assert healthz_seconds(port) < 2
+        response = httpx.post(f"http://127.0.0.1:{port}/rocketchat", content=b"{}",
+                              headers={"X-RocketChat-Livechat-Token": TOKEN}, timeout=10)  # fmt: skip
+        assert response.status_code in (400, 422)  # the app answered: not a 5xx, not a hang
+        with connect(port) as sock:  # the flags reach the protocol
+            sock.sendall(head_of(4000))
+            assert json_error(read_until_closed(sock), 431)["error"] == "headers_too_large"
+    finally:
+        for sock in idle:
+            sock.close()
+        serve.stop()
+    output = serve.output()
+    assert "open-file limit raised from 1,024" in output, output
+    assert "HTTP limits: headers ≤ 2,048 bytes within 60 s" in output, output
+
+
+def test_inspect_runs_behind_the_same_edge(tmp_path: Path) -> None:
+    port = free_port()
+    inspect = OmnihookProcess(["inspect", "--port", str(port), "--header-timeout", "0.5"],
+                              tmp_path, {}, port).start()  # fmt: skip
+    try:
+        with connect(port) as sock:
+            started = time.monotonic()
+            assert json_error(read_until_closed(sock), 408)["error"] == "request_timeout"
+            assert time.monotonic() - started < 3
+    finally:
+        inspect.stop()
