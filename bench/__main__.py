@@ -1,8 +1,9 @@
 """Run every benchmark and print one table: ``uv run python -m bench [--quick]``.
 
 Each server under test and each client runs in its own process: receivers in uvicorn (httptools,
-uvloop, no access log) loaded by ``bench.load``; senders against ``bench.sink``. Every ratio
-compares two numbers measured in this same run. PostgreSQL rows appear when
+uvloop, no access log) loaded by ``bench.load``; senders against ``bench.sink``. The HTTP edge part
+runs one app in each candidate server, then meets it with hostile clients (``bench.edge``). Every
+ratio compares two numbers measured in this same run. PostgreSQL rows appear when
 ``OMNIHOOK_BENCH_POSTGRES_URL`` (or ``OMNIHOOK_TEST_POSTGRES_URL``) is set.
 """
 
@@ -20,6 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .e2e import run_end_to_end
+from .edge import PROBE_SECONDS, edge_targets, run_edge
+from .edge_servers import LIMITS
 from .parsing import measure_parsing
 from .payloads import PAYLOADS
 from .procs import free_port, python_json, start_server, stop
@@ -208,14 +211,50 @@ def end_to_end(table: Table, plan: Plan) -> None:
               f"{result['peak_rss_mb']:.0f} MiB")  # fmt: skip
 
 
+def http_edge(table: Table, plan: Plan) -> None:
+    """Each candidate server runs the same app (omnihook inline), the servers taking turns under
+    the same load, then each meets the hostile clients (``bench.edge``)."""
+    targets = {target.key: target for target in edge_targets()}
+    results = run_edge(list(targets.values()), list(PAYLOADS), 64, plan.receiver_seconds)
+    for key, payload in PAYLOADS.items():
+        table.section(f"HTTP edge: the same omnihook app (inline) in each server, {payload.name}, "
+                      f"64 connections, {plan.receiver_seconds:g} s, events/s")  # fmt: skip
+        base = results["httptools"][0][key]["per_second"]
+        for target_key, (loads, _) in results.items():
+            result, target = loads[key], targets[target_key]
+            errors = f", {result['errors']:.0f} errors" if result["errors"] else ""
+            table.row(target.name, f"{result['per_second']:,.0f}{errors}",
+                      f"{result['p50_ms']:.1f} / {result['p99_ms']:.1f} ms", f"{result['peak_rss_mb']:.0f} MiB",
+                      f"{result['per_second'] / base:.2f} × httptools")  # fmt: skip
+        guarded = results["guarded"][0][key]["per_second"]
+        table.target(f"guarded httptools ≥ 0.9 × plain httptools ({key})", guarded / base, 0.9)
+    table.section(f"HTTP edge: hostile clients (limits {LIMITS.max_header_bytes // 1024} KiB of head, "
+                  f"head {LIMITS.header_timeout:g} s, body {LIMITS.body_timeout:g} s, gaps {LIMITS.body_gap_timeout:g} s "
+                  f"where the server has them; each slow client watched {PROBE_SECONDS:g} s)")  # fmt: skip
+    for target_key, (_, hostile) in results.items():
+        target = targets[target_key]
+        slow = "; ".join(
+            f"{name}: {hostile[name]}"
+            for name in ("silent", "trickled head", "short body", "trickled body")
+        )
+        table.row(target.name, f"64 MiB header: {hostile['flood']}, /healthz ≤ {hostile['healthz_max_ms']:,.0f} ms",
+                  slow, f"{hostile['peak_rss_mb']:.0f} MiB")  # fmt: skip
+    if "guarded" in results:
+        slowest = results["guarded"][1]["healthz_max_ms"]
+        assert isinstance(slowest, float)
+        table.target(
+            "guarded: slowest /healthz during a 64 MiB header, ms", slowest, 100, at_most=True
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="A shorter run (about a minute).")
-    parser.add_argument("--only", choices=["receiver", "parsing", "sender", "memory", "e2e"], action="append",
+    parser.add_argument("--only", choices=["receiver", "edge", "parsing", "sender", "memory", "e2e"], action="append",
                         help="Run only these parts (repeatable).")  # fmt: skip
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
-    parts = args.only or ["receiver", "parsing", "sender", "memory", "e2e"]
+    parts = args.only or ["receiver", "edge", "parsing", "sender", "memory", "e2e"]
     postgres = _postgres_url()
     started = time.monotonic()
     table = Table()
@@ -225,6 +264,8 @@ def main() -> None:
         try:
             if "receiver" in parts:
                 receivers(table, plan, workdir, postgres, schemas)
+            if "edge" in parts:
+                http_edge(table, plan)
             if "parsing" in parts:
                 parsing(table, plan)
             if "sender" in parts:
