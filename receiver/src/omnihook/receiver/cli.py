@@ -18,7 +18,7 @@ import click
 from click.core import ParameterSource
 
 from omnihook.contracts.tokens import DEFAULT_TOKEN_FILE, TOKEN_ENV, TokenSourceError, read_tokens
-from omnihook.store import Store, StoreError
+from omnihook.store import Store, StoreError, protect_logging
 from omnihook.store.cli import store_option
 
 from .app import DEFAULT_MAX_BODY_BYTES, DEFAULT_PATH, create_app
@@ -182,6 +182,9 @@ def _configure_logging(log_level: str) -> None:
         level=log_level.upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
+    # Every line: no registered secret, no authorization-like value, one line per record
+    # (visitor names and messages cannot forge lines), whichever library logs it.
+    protect_logging()
 
 
 _log_level_option = click.option(
