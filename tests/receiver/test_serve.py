@@ -236,3 +236,29 @@ def test_generated_token_file_does_not_clobber(tmp_path: Path) -> None:
     default = tmp_path / "omnihook.token"
     default.write_text("kept\n")
     assert resolve_tokens(None, False, default).tokens == ["kept"]
+
+
+def test_serve_logs_one_line_per_event_and_no_secret_whatever_the_payload(tmp_path: Path) -> None:
+    token = "serve-log-token-123456"
+    with running_serve(cwd=tmp_path, token=token) as (base, output):
+        document = samples.sample("visitor-message")
+        document["visitor"]["name"] = (
+            "Mallory\n2026-01-01 00:00:00,000 INFO    omnihook.events: forged"
+        )
+        document["messages"][0]["msg"] = (
+            f"my token is {token}\r\nand Authorization: Bearer abc123xyz9"
+        )
+        answer = httpx.post(f"{base}/rocketchat", json=document, headers={TOKEN_HEADER: token})
+        assert answer.status_code == 200
+        deadline = time.monotonic() + 10  # until the worker has handled (and logged) it
+        while time.monotonic() < deadline:
+            with sqlite3.connect(tmp_path / "omnihook.db") as db:
+                if db.execute("SELECT status FROM events").fetchall() == [("done",)]:
+                    break
+            time.sleep(0.05)
+    log = output[0]
+    [line] = [line for line in log.splitlines() if "Mallory" in line]
+    assert "Mallory\\n2026-01-01" in line  # the forged line stays inside the real one
+    assert "forged" not in log.replace(line, "")
+    assert token not in log
+    assert "abc123xyz9" not in log
