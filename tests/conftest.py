@@ -53,15 +53,19 @@ def free_port() -> int:
 
 
 class UvicornThread:
-    """A real uvicorn server for an ASGI app, on a free loopback port, in a background thread."""
+    """A real uvicorn server for an ASGI app, on a free loopback port, in a background thread;
+    or, given a ``config``, the server and event loop that config says."""
 
-    def __init__(self, app: Any) -> None:
-        self.port = free_port()
-        self.server = uvicorn.Server(
-            uvicorn.Config(
-                app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+    def __init__(self, app: Any, config: uvicorn.Config | None = None) -> None:
+        if config is None:
+            config = uvicorn.Config(
+                app, host="127.0.0.1", port=free_port(), log_level="warning", lifespan="off"
             )
-        )
+            self.loop_factory = None
+        else:
+            self.loop_factory = config.get_loop_factory()
+        self.port = config.port
+        self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     @property
@@ -69,7 +73,8 @@ class UvicornThread:
         return f"http://127.0.0.1:{self.port}"
 
     def _run(self) -> None:
-        asyncio.run(self.server.serve())
+        with asyncio.Runner(loop_factory=self.loop_factory) as runner:
+            runner.run(self.server.serve())
 
     def __enter__(self) -> Self:
         self.thread.start()

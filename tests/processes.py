@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,9 +73,15 @@ class OmnihookProcess:
     a short test's events)."""
 
     def __init__(
-        self, args: list[str], cwd: Path, env: dict[str, str], port: int | None = None
+        self,
+        args: list[str],
+        cwd: Path,
+        env: dict[str, str],
+        port: int | None = None,
+        preexec_fn: Callable[[], None] | None = None,
     ) -> None:
         self.args = args
+        self.preexec_fn = preexec_fn
         self.cwd = cwd
         self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("OMNIHOOK_")}, **env}
         self.port = port
@@ -90,6 +97,7 @@ class OmnihookProcess:
             stdout=handle,
             stderr=subprocess.STDOUT,
             text=True,
+            preexec_fn=self.preexec_fn,
         )
         if self.port is not None or self.args[0] == "worker":
             self.wait_ready()

@@ -7,13 +7,13 @@ connections leave room for a normal request (through ``omnihook serve``).
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
+import itertools
 import json
 import socket
-import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,55 +29,33 @@ from omnihook.receiver.http import (
     server_config,
 )
 
-from ..conftest import free_port
-from ..processes import OMNIHOOK, OmnihookProcess
+from ..conftest import UvicornThread, free_port
+from ..processes import OmnihookProcess
 
 TOKEN = "edge-token"
 FAST = HttpLimits(max_header_bytes=4096, header_timeout=0.5, body_timeout=1.0,
                   body_gap_timeout=0.3, keep_alive_timeout=0.3)  # fmt: skip
 
 
-class GuardedServer:
+def guarded_server(limits: HttpLimits) -> UvicornThread:
     """The receiver's app in uvicorn with the guarded protocol (and uvloop, as ``serve`` runs
     it), in a background thread."""
-
-    def __init__(self, limits: HttpLimits) -> None:
-        self.port = free_port()
-        app = create_app(Router(), tokens=[TOKEN])
-        config = server_config(app, "127.0.0.1", self.port, limits, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.loop_factory = config.get_loop_factory()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        with asyncio.Runner(loop_factory=self.loop_factory) as runner:
-            runner.run(self.server.serve())
-
-    def start(self) -> GuardedServer:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+    app = create_app(Router(), tokens=[TOKEN])
+    config = server_config(app, "127.0.0.1", free_port(), limits, log_level="warning")
+    return UvicornThread(app, config)
 
 
 @pytest.fixture
-def guarded() -> Iterator[Callable[[HttpLimits], GuardedServer]]:
-    running: list[GuardedServer] = []
+def guarded() -> Iterator[Callable[[HttpLimits], UvicornThread]]:
+    running: list[UvicornThread] = []
 
-    def start(limits: HttpLimits) -> GuardedServer:
-        running.append(GuardedServer(limits).start())
+    def start(limits: HttpLimits) -> UvicornThread:
+        running.append(guarded_server(limits).__enter__())
         return running[-1]
 
     yield start
     for server in running:
-        server.stop()
+        server.__exit__(None, None, None)
 
 
 def connect(port: int) -> socket.socket:
@@ -102,6 +80,29 @@ def parse(raw: bytes) -> tuple[int, dict[str, str], bytes]:
     lines = head.decode("latin-1").split("\r\n")
     headers = dict(line.lower().split(": ", 1) for line in lines[1:])
     return int(lines[0].split()[1]), headers, body
+
+
+@contextlib.contextmanager
+def trickling(sock: socket.socket, pieces: Iterable[bytes], every: float = 0.05) -> Iterator[None]:
+    """Send ``pieces`` one every ``every`` seconds from a thread, while the block runs."""
+    stop = threading.Event()
+
+    def trickle() -> None:
+        for piece in pieces:
+            if stop.wait(every):
+                return
+            try:
+                sock.send(piece)
+            except OSError:
+                return
+
+    sender = threading.Thread(target=trickle, daemon=True)
+    sender.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        sender.join(timeout=5)
 
 
 def json_error(raw: bytes, status: int) -> dict[str, Any]:
@@ -134,7 +135,7 @@ def head_of(size: int, method: str = "GET", path: str = "/healthz", extra: bytes
 
 
 def test_a_head_at_the_limit_is_served_one_byte_more_gets_431(
-    guarded: Callable[[HttpLimits], GuardedServer],
+    guarded: Callable[[HttpLimits], UvicornThread],
 ) -> None:
     server = guarded(HttpLimits(max_header_bytes=4096))
     with connect(server.port) as sock:
@@ -148,7 +149,7 @@ def test_a_head_at_the_limit_is_served_one_byte_more_gets_431(
 
 
 def test_the_limit_holds_across_reads_and_a_body_in_the_same_read_is_not_counted(
-    guarded: Callable[[HttpLimits], GuardedServer],
+    guarded: Callable[[HttpLimits], UvicornThread],
 ) -> None:
     server = guarded(HttpLimits(max_header_bytes=4096))
     with connect(server.port) as sock:  # a head trickled in small reads
@@ -166,7 +167,7 @@ def test_the_limit_holds_across_reads_and_a_body_in_the_same_read_is_not_counted
 
 
 def test_a_huge_header_is_cut_early_while_healthz_keeps_answering(
-    guarded: Callable[[HttpLimits], GuardedServer],
+    guarded: Callable[[HttpLimits], UvicornThread],
 ) -> None:
     server = guarded(HttpLimits(header_timeout=5))
     sent = [0]
@@ -195,7 +196,7 @@ def test_a_huge_header_is_cut_early_while_healthz_keeps_answering(
 
 
 def test_a_client_that_sends_nothing_gets_408_at_the_header_deadline(
-    guarded: Callable[[HttpLimits], GuardedServer],
+    guarded: Callable[[HttpLimits], UvicornThread],
 ) -> None:
     server = guarded(FAST)
     with connect(server.port) as sock:
@@ -208,35 +209,21 @@ def test_a_client_that_sends_nothing_gets_408_at_the_header_deadline(
 
 
 def test_a_trickled_head_is_cut_at_the_deadline_not_kept_alive_by_each_byte(
-    guarded: Callable[[HttpLimits], GuardedServer],
+    guarded: Callable[[HttpLimits], UvicornThread],
 ) -> None:
     server = guarded(FAST)
     head = head_of(400)
     with connect(server.port) as sock:
-        stop = threading.Event()
-
-        def trickle() -> None:
-            for byte in head[:-4]:
-                if stop.wait(0.05):
-                    return
-                try:
-                    sock.send(bytes([byte]))
-                except OSError:
-                    return
-
         started = time.monotonic()
-        trickler = threading.Thread(target=trickle, daemon=True)
-        trickler.start()
-        raw = read_until_closed(sock)
+        with trickling(sock, [bytes([byte]) for byte in head[:-4]]):
+            raw = read_until_closed(sock)
         waited = time.monotonic() - started
-        stop.set()
-        trickler.join(timeout=5)
     assert json_error(raw, 408)["error"] == "request_timeout"
     assert 0.4 < waited < 3
 
 
 def test_a_body_shorter_than_its_content_length_gets_408_after_the_gap(
-    guarded: Callable[[HttpLimits], GuardedServer],
+    guarded: Callable[[HttpLimits], UvicornThread],
 ) -> None:
     server = guarded(FAST)
     with connect(server.port) as sock:
@@ -251,35 +238,23 @@ def test_a_body_shorter_than_its_content_length_gets_408_after_the_gap(
 
 
 def test_a_trickled_body_is_cut_at_the_body_deadline(
-    guarded: Callable[[HttpLimits], GuardedServer],
+    guarded: Callable[[HttpLimits], UvicornThread],
 ) -> None:
     server = guarded(HttpLimits(body_timeout=1.0, body_gap_timeout=0.6))
     with connect(server.port) as sock:
         sock.sendall(b"POST /rocketchat HTTP/1.1\r\nHost: edge\r\nContent-Type: application/json\r\n"
                      b"X-RocketChat-Livechat-Token: " + TOKEN.encode() + b"\r\n"
                      b"Content-Length: 1000\r\n\r\n")  # fmt: skip
-        stop = threading.Event()
-
-        def trickle() -> None:  # a byte every 0.05 s: never a gap of 0.6 s
-            while not stop.wait(0.05):
-                try:
-                    sock.send(b" ")
-                except OSError:
-                    return
-
         started = time.monotonic()
-        trickler = threading.Thread(target=trickle, daemon=True)
-        trickler.start()
-        raw = read_until_closed(sock)
+        with trickling(sock, itertools.repeat(b" ")):  # a byte every 0.05 s: never 0.6 s of silence
+            raw = read_until_closed(sock)
         waited = time.monotonic() - started
-        stop.set()
-        trickler.join(timeout=5)
     assert "body did not arrive within 1 s" in json_error(raw, 408)["detail"]
     assert 0.9 < waited < 4
 
 
 def test_an_answer_given_before_the_body_ended_is_followed_by_a_close_not_a_408(
-    guarded: Callable[[HttpLimits], GuardedServer],
+    guarded: Callable[[HttpLimits], UvicornThread],
 ) -> None:
     server = guarded(FAST)
     with connect(server.port) as sock:  # no token: the app answers 401 without the body
@@ -295,7 +270,7 @@ def test_an_answer_given_before_the_body_ended_is_followed_by_a_close_not_a_408(
 
 
 def test_an_idle_keep_alive_connection_closes_without_an_answer(
-    guarded: Callable[[HttpLimits], GuardedServer],
+    guarded: Callable[[HttpLimits], UvicornThread],
 ) -> None:
     server = guarded(FAST)
     with connect(server.port) as sock:
@@ -310,7 +285,7 @@ def test_an_idle_keep_alive_connection_closes_without_an_answer(
 
 
 def test_keep_alive_requests_each_get_their_own_head_deadline(
-    guarded: Callable[[HttpLimits], GuardedServer],
+    guarded: Callable[[HttpLimits], UvicornThread],
 ) -> None:
     server = guarded(HttpLimits(header_timeout=0.5, keep_alive_timeout=5))
     with connect(server.port) as sock:
@@ -345,29 +320,13 @@ def test_limits_refuse_nonsense() -> None:
 IDLE_CONNECTIONS = 2000
 
 
-class _LowFileLimitProcess(OmnihookProcess):
-    """``omnihook serve`` started with a soft open-file limit of 1,024 (Linux's usual), which it
-    must raise itself."""
+def _low_file_limit() -> None:
+    """In the child before ``omnihook serve`` starts: a soft open-file limit of 1,024 (Linux's
+    usual), which the server must raise itself."""
+    import resource
 
-    def start(self) -> OmnihookProcess:
-        import resource
-
-        def lower() -> None:
-            hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-            resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
-
-        handle = self.log.open("w")
-        self.process = subprocess.Popen(
-            [OMNIHOOK, *self.args],
-            cwd=self.cwd,
-            env=self.env,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            text=True,
-            preexec_fn=lower,
-        )
-        self.wait_ready()
-        return self
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
 
 
 def test_serve_keeps_answering_beside_2000_idle_connections(tmp_path: Path) -> None:
@@ -380,10 +339,10 @@ def test_serve_keeps_answering_beside_2000_idle_connections(tmp_path: Path) -> N
     if hard < needed:
         pytest.skip(f"the server's hard open-file limit is {hard}; {needed} needed")
     port = free_port()
-    serve = _LowFileLimitProcess(
+    serve = OmnihookProcess(
         ["serve", "--port", str(port), "--no-store", "--max-header-bytes", "2048",
          "--header-timeout", "60", "--keep-alive-timeout", "60"],
-        tmp_path, {"OMNIHOOK_TOKEN": TOKEN}, port,
+        tmp_path, {"OMNIHOOK_TOKEN": TOKEN}, port, preexec_fn=_low_file_limit,
     )  # fmt: skip
     serve.start()
     idle: list[socket.socket] = []
