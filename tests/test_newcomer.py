@@ -76,10 +76,10 @@ def test_from_an_empty_folder_to_a_stored_chat(tmp_path: Path) -> None:
         first = json.loads(events.stdout.splitlines()[-1])
         shown = omnihook(tmp_path, "events", "show", str(first["id"]))
         assert shown.returncode == 0, shown.stderr
-        assert '"token": "<masked>"' in shown.stdout
+        assert '"token": "***"' in shown.stdout
         assert "--show-secrets shows it" in shown.stdout
         revealed = omnihook(tmp_path, "events", "show", str(first["id"]), "--show-secrets")
-        assert '"token": "<masked>"' not in revealed.stdout
+        assert '"token": "***"' not in revealed.stdout
 
         # A token file others can read still works, with one line of warning.
         token_file.chmod(0o644)

@@ -141,15 +141,15 @@ def test_show_masks_the_visitor_token_unless_asked(store_url: str) -> None:
     masked = run(store_url, "show", str(event_id))
     assert masked.exit_code == 0, masked.output
     assert token not in masked.output
-    assert masked.stdout.count('"token": "<masked>"') == 3  # visitor, navigation, navigation.page
-    assert "(the visitor's Livechat token is masked as <masked>; --show-secrets shows it)" in (
+    assert masked.stdout.count('"token": "***"') == 3  # visitor, navigation, navigation.page
+    assert "(the visitor's Livechat token is masked as ***; --show-secrets shows it)" in (
         masked.stdout
     )
     assert "Hi, my order A-10042 has not arrived yet." in masked.stdout  # the rest is intact
     shown = run(store_url, "show", str(event_id), "--show-secrets")
     assert shown.exit_code == 0, shown.output
     assert shown.stdout.count(f'"token": "{token}"') == 3
-    assert "<masked>" not in shown.stdout
+    assert "***" not in shown.stdout
     assert "masked" not in shown.stdout
 
 

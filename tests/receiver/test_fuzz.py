@@ -12,7 +12,9 @@ size, with its figures printed at the end::
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import logging
 import os
 import time
 from collections import Counter
@@ -27,7 +29,9 @@ from hypothesis import strategies as st
 
 from omnihook.contracts import samples
 from omnihook.receiver import TOKEN_HEADER, HandlingPolicy, Router, Worker, create_app
-from omnihook.store import Store
+from omnihook.receiver.console import logging_router
+from omnihook.receiver.crm import SqlCrmAdapter
+from omnihook.store import Store, protect_logging
 
 TOKEN = "fuzz-token"
 BODIES = int(os.environ.get("OMNIHOOK_FUZZ_BODIES", "1000"))
@@ -168,6 +172,12 @@ def receiver(tmp_path: Path) -> Iterator[Receiver]:
         made.close()
 
 
+def stored_events(receiver: Receiver) -> int:
+    """How many events the store holds that the logging router logs (all but Send Tests)."""
+    counts: dict[str, int] = receiver.run(receiver.store.events.counts())
+    return sum(counts.values())
+
+
 def test_no_body_gets_an_answer_outside_the_table(receiver: Receiver) -> None:
     statuses: Counter[int] = Counter()
     started = time.monotonic()
@@ -191,9 +201,25 @@ def test_no_body_gets_an_answer_outside_the_table(receiver: Receiver) -> None:
 
     one()
     assert statuses[200] > 0  # the generators reach the store, not only the parser's refusals
-    # Everything stored is read back and handled: none dead-lettered for its own body.
-    worker = Worker(receiver.store, Router(), policy=HandlingPolicy(attempts=1), clock=lambda: 4e9)
-    receiver.run(worker.drain())
+    # Everything stored is handled as `omnihook serve` handles it by default (each event logged,
+    # kept in the SQL CRM), through the log redactor: none dead-lettered for its own body.
+    router = Router()
+    router.include(logging_router())
+    SqlCrmAdapter(receiver.store).register(router)
+    log = io.StringIO()
+    handler = logging.StreamHandler(log)
+    protect_logging([handler])
+    events_logger = logging.getLogger("omnihook.events")
+    events_logger.addHandler(handler)
+    events_logger.setLevel(logging.INFO)
+    try:
+        worker = Worker(
+            receiver.store, router, policy=HandlingPolicy(attempts=1), clock=lambda: 4e9
+        )
+        receiver.run(worker.drain())
+    finally:
+        events_logger.removeHandler(handler)
+    assert len(log.getvalue().splitlines()) == stored_events(receiver)  # one line per event
     counts = receiver.run(receiver.store.events.counts())
     assert counts["dead"] == 0
     assert counts["pending"] == counts["failed"] == counts["processing"] == 0

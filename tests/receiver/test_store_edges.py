@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 import socket
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 
 from omnihook.contracts import samples
 from omnihook.receiver import TOKEN_HEADER, Router, create_app
+from omnihook.receiver.inspector import create_inspector
 from omnihook.store import Store, StoreRejected, bounded_key
 
 from ..conftest import UvicornThread
@@ -64,9 +66,12 @@ async def test_a_sqlite_file_read_only_at_start_is_reported_then_used_once_writa
             assert "read-only" in report.getMessage()
             health = await client.get("/healthz")
             assert health.status_code == 503
-            assert health.json()["status"] == "unavailable"
-            assert "read-only" in health.json()["reason"]
-            assert str(path) not in health.text  # it needs no token: it names no path either
+            assert health.json() == {
+                "status": "unavailable",
+                "store": "cannot write",
+                "reason": "read-only",  # it needs no token: the kind of trouble, no details
+            }
+            assert f"{path} is read-only" in caplog.text  # the details are in the log
             test = await post(client, samples.sample("send-test"))
             assert (test.status_code, test.json()["error"]) == (503, "store_unavailable")
             assert (await post(client, samples.sample("chat-start"))).status_code == 503
@@ -76,7 +81,9 @@ async def test_a_sqlite_file_read_only_at_start_is_reported_then_used_once_writa
             assert (await post(client, samples.sample("chat-start"))).status_code == 200
 
 
-async def test_healthz_fails_while_the_role_may_not_insert_and_recovers_on_grant() -> None:
+async def test_healthz_fails_while_the_role_may_not_insert_and_recovers_on_grant(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     with LeastPrivilegeRole() as role:
         async with Store.open(role.owner_url):
             pass
@@ -91,8 +98,10 @@ async def test_healthz_fails_while_the_role_may_not_insert_and_recovers_on_grant
                 )
                 health = await client.get("/healthz")
                 assert health.status_code == 503
-                assert "permission denied for table events" in health.json()["reason"]
-                assert "GRANT SELECT, INSERT" in health.json()["reason"]
+                assert health.json()["reason"] == "permission missing"
+                assert role.role not in health.text
+                assert "permission denied for table events" in caplog.text
+                assert "GRANT SELECT, INSERT" in caplog.text
                 refused = await post(client, samples.sample("chat-start"))
                 assert (refused.status_code, refused.json()["error"]) == (503, "store_unavailable")
                 role.grant_usage()
@@ -165,21 +174,74 @@ async def test_nul_and_lone_surrogates_are_stored_and_answered_as_utf8(store: St
 # -- headers -------------------------------------------------------------------------------------
 
 
-async def test_two_token_headers_are_refused_whatever_their_values() -> None:
+def three_endpoints() -> tuple[Any, Any, list[Any]]:
+    """An app with a webhook and a trigger endpoint, an inspector, and what reached handlers."""
     seen: list[Any] = []
     router = Router()
     router.on_any(seen.append)
-    app = create_app(router, tokens=[TOKEN])
+    router.trigger(lambda request: seen.append(request) or "hi")
+    return create_app(router, tokens=[TOKEN]), create_inspector([TOKEN], echo=seen.append), seen
+
+
+@pytest.mark.parametrize("path", ["/rocketchat", "/rocketchat/trigger", "inspector"])
+async def test_two_token_headers_are_refused_whatever_their_values(path: str) -> None:
+    app, inspector, seen = three_endpoints()
+    target = inspector if path == "inspector" else app
     body = json.dumps(samples.sample("chat-start")).encode()
-    async with client_for(app) as client:
+    async with client_for(target) as client:
         for values in ([TOKEN, "wrong"], ["wrong", TOKEN], [TOKEN, TOKEN]):
             headers = [(TOKEN_HEADER, value) for value in values]
-            response = await client.post("/rocketchat", content=body, headers=headers)
+            url = "/rocketchat" if path == "inspector" else path
+            response = await client.post(url, content=body, headers=headers)
             assert response.status_code == 401
             assert response.json()["error"] == "invalid_token"
-            assert "exactly one" in response.json()["detail"]
             assert TOKEN not in response.text
-    assert seen == []
+    if path != "inspector":
+        assert seen == []
+
+
+async def asgi_post(app: Any, path: str, headers: list[tuple[bytes, bytes]], body: bytes,
+                    http_version: str = "1.1") -> tuple[int, dict[str, Any]]:  # fmt: skip
+    """One request straight through ASGI, with headers no HTTP client would send."""
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": http_version,
+             "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(),
+             "root_path": "", "query_string": b"", "headers": headers, "client": ("127.0.0.1", 9),
+             "server": ("r", 80)}  # fmt: skip
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    body_out = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return sent[0]["status"], json.loads(body_out)
+
+
+@pytest.mark.parametrize(
+    ("length", "http_version", "status", "error"),
+    [
+        ([b"\xb2"], "1.1", 400, "bad_content_length"),  # "²": a digit to str.isdigit, not to int
+        ([b"2", b"3"], "1.1", 400, "bad_content_length"),
+        ([b"-1"], "1.1", 400, "bad_content_length"),
+        ([], "1.0", 411, "length_required"),
+    ],
+)
+@pytest.mark.parametrize("path", ["/rocketchat", "/rocketchat/trigger", "inspector"])
+async def test_every_post_endpoint_checks_the_head_alike(
+    length: list[bytes], http_version: str, status: int, error: str, path: str
+) -> None:
+    app, inspector, seen = three_endpoints()
+    headers = [(TOKEN_HEADER.lower().encode(), TOKEN.encode())]
+    headers += [(b"content-length", value) for value in length]
+    target, url = (inspector, "/rocketchat") if path == "inspector" else (app, path)
+    got, document = await asgi_post(target, url, headers, b"{}", http_version)
+    assert (got, document["error"]) == (status, error)
+    if path != "inspector":
+        assert seen == []
 
 
 def raw_exchange(port: int, request: bytes, *, read: bool = True) -> bytes:
@@ -228,7 +290,7 @@ def test_a_client_that_goes_away_mid_body_is_one_info_line_and_no_answer(
         for _ in range(200):  # the server notices the close on its own schedule
             if "went away" in caplog.text:
                 break
-            threading_sleep(0.01)
+            time.sleep(0.01)
     lines = [r for r in caplog.records if "went away" in r.getMessage()]
     assert len(lines) == 1
     assert lines[0].levelno == logging.INFO
@@ -236,12 +298,6 @@ def test_a_client_that_goes_away_mid_body_is_one_info_line_and_no_answer(
     assert not any(r.exc_info for r in caplog.records)
     assert not any(r.levelno >= logging.WARNING for r in caplog.records)
     assert seen == []
-
-
-def threading_sleep(seconds: float) -> None:
-    import time
-
-    time.sleep(seconds)
 
 
 # -- the trigger endpoint answers only JSON, never 500 for input ------------------------------
@@ -262,6 +318,7 @@ def threading_sleep(seconds: float) -> None:
         (b'{"visitorToken": "v", "metadata": [{"key": {"a": 1}}]}', 422),
         (b'{"visitorToken": "\\ud800", "metadata": [{"key": "\\udc00", "value": "x"}]}', 200),
         (b"\xff\xfe", 400),
+        (b'{"visitorToken": "v", "metadata": [{"key": "n", "value": 0}, {"key": "b"}]}', 200),
     ],
 )
 async def test_the_trigger_endpoint_answers_json_for_any_input(body: bytes, status: int) -> None:
@@ -279,7 +336,9 @@ async def test_the_trigger_endpoint_answers_json_for_any_input(body: bytes, stat
     assert response.status_code == status
     assert response.headers["content-type"] == "application/json"
     document = response.json()
-    if status == 200:
+    if status == 200 and b"\\ud800" in body:
         assert document["contents"][0]["msg"] == "hello \ufffd {'\ufffd': 'x'}"
+    elif status == 200:
+        assert document["contents"][0]["msg"] == "hello v {'n': '0', 'b': ''}"
     else:
         assert set(document) == {"error", "detail"}

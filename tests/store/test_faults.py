@@ -18,6 +18,7 @@ from omnihook.store import (
     MessageRecord,
     NewEvent,
     Store,
+    StoreFailed,
     StoreRejected,
     StoreUnavailable,
     WriteProbe,
@@ -44,8 +45,9 @@ async def test_one_poison_delivery_fails_alone_and_the_63_beside_it_are_committe
         )
         failed = [o for o in outcomes if isinstance(o, BaseException)]
         assert len(failed) == 1
-        assert isinstance(outcomes[30], StoreRejected)
-        assert "refused the data" in str(outcomes[30])
+        # A write omnihook itself got wrong (NOT NULL): retried later (503), not dropped (422).
+        assert isinstance(outcomes[30], StoreFailed)
+        assert "failed a write" in str(outcomes[30])
         stored = await store.events.find(limit=100)
         assert sorted(e.dedup_key for e in stored) == sorted(d.dedup_key for d in valid)
         # Each room's events are still in arrival order.
@@ -53,6 +55,21 @@ async def test_one_poison_delivery_fails_alone_and_the_63_beside_it_are_committe
             ids = [e.id for e in stored if e.room_id == room]
             bodies = [(await store.events.get(i)).body for i in sorted(ids)]  # type: ignore[union-attr]
             assert bodies == [d.body for d in valid if d.room_id == room]
+
+
+async def test_a_value_the_database_cannot_hold_is_rejected_alone(store_url: str) -> None:
+    # SQLite cannot hold an integer past 64 bits; PostgreSQL cannot read "soon" as a number.
+    received_at: Any = 2**70 if store_url.startswith("sqlite") else "soon"
+    poison = NewEvent("f" * 64, "R-poison", "Message", b"{}", received_at)
+    valid = [new(f'{{"v":{n}}}', room=f"R{n % 3}") for n in range(63)]
+    async with Store.open(store_url) as store:
+        outcomes = await asyncio.gather(
+            *(store.events.accept(d) for d in [poison, *valid]), return_exceptions=True
+        )
+        assert isinstance(outcomes[0], StoreRejected)
+        assert "refused the data" in str(outcomes[0])
+        assert not any(isinstance(o, BaseException) for o in outcomes[1:])
+        assert len(await store.events.find(limit=100)) == 63
 
 
 async def test_a_room_id_longer_than_an_index_allows_is_kept_shortened(store_url: str) -> None:
@@ -247,3 +264,19 @@ async def test_a_missing_schema_without_create_privilege_names_the_fix() -> None
             assert "\n" not in message  # one line at start
         finally:
             await store.close()
+
+
+async def test_the_deadline_covers_opening_the_store_too(tmp_path: Path) -> None:
+    path = tmp_path / "omnihook.db"
+    async with Store.open(sqlite_url(path)):
+        pass
+    store = Store(sqlite_url(path, busy_timeout=5000))  # not open yet: opening waits on the lock
+    store.health.timeout = 0.3
+    try:
+        with sqlite_locked(path), pytest.raises(StoreUnavailable) as failure:
+            await store.check_writable()
+        # "timeout", not "lock held" 5 s later: the health check did not wait for the open.
+        assert failure.value.cause == "timeout"
+        await store.check_writable()
+    finally:
+        await store.close()

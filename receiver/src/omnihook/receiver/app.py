@@ -30,10 +30,22 @@ from omnihook.store import (
     Store,
     StoreError,
     StoreRejected,
+    StoreUnavailable,
     register_secret,
     storable_text,
 )
 
+from .request_body import (
+    BodyTooLarge,
+    body_too_large,
+    content_length_and_token,
+    head_problem,
+    json_error,
+    log_disconnect,
+    read_limited_body,
+    receive_body,
+    token_check,
+)
 from .rest import RocketChatApi
 from .router import HandlerContext, HandlerFailures, Router
 from .triggers import TriggerService
@@ -43,9 +55,7 @@ from .worker import HandlingPolicy, Worker
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_PATH",
-    "SEVERAL_TOKENS",
     "BodyTooLarge",
-    "content_length_and_token",
     "create_app",
     "json_error",
     "read_limited_body",
@@ -57,42 +67,6 @@ DEFAULT_PATH = "/rocketchat"
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 _MAX_PROBLEMS_SHOWN = 20
 _OK_BODY = b'{"ok":true}'
-
-
-class BodyTooLarge(Exception):
-    """The request body is larger than the receiver accepts."""
-
-
-async def read_limited_body(request: Request, limit: int) -> bytes:
-    """The body, refused (:class:`BodyTooLarge`) as soon as it passes ``limit`` bytes, whether
-    or not ``Content-Length`` said so."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
-    return await _receive_body(request.receive, limit)
-
-
-async def _receive_body(receive: Receive, limit: int) -> bytes:
-    # The ASGI messages themselves: Starlette's stream() adds a generator and its checks per
-    # chunk, a measurable share of a small event's request.
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def json_error(status: int, error: str, detail: str, **extra: Any) -> JSONResponse:
-    """An error answer: ``{"error": ..., "detail": ...}`` and any extra fields."""
-    return JSONResponse({"error": error, "detail": detail, **extra}, status_code=status)
 
 
 def create_app(
@@ -185,15 +159,15 @@ def create_app(
         service = TriggerService(router.trigger_handler, trigger_timeout)
 
         async def trigger(request: Request) -> Response:
-            check = verifier.check(request.headers.get(TOKEN_HEADER))
-            if check is not TokenCheck.VALID:
-                return endpoint._unauthorized(request, check)
+            refused = endpoint.refuse_head(request)
+            if refused is not None:
+                return refused
             try:
-                body = await read_limited_body(request, max_body_bytes)
+                body = await receive_body(request.receive, max_body_bytes)
             except BodyTooLarge:
-                return endpoint._too_large()
+                return body_too_large(max_body_bytes)
             except ClientDisconnect:
-                _log_disconnect(request.scope)
+                log_disconnect(request.scope)
                 return Response(status_code=204)  # nobody reads it: the server drops it
             return await service.answer(body)
 
@@ -236,7 +210,7 @@ class _ReceiverApp(Starlette):
                 try:
                     response = await self._endpoint.handle(Request(scope, receive))
                 except ClientDisconnect:
-                    _log_disconnect(scope)  # nobody to answer: Rocket.Chat gave up on its side
+                    log_disconnect(scope)  # nobody to answer: Rocket.Chat gave up on its side
                     return
                 except Exception:
                     logger.exception("the webhook endpoint failed")
@@ -262,27 +236,27 @@ class _WebhookEndpoint:
         self.max_body_bytes = max_body_bytes
         self.store = store
         self.worker = worker
+        self._health_problem: str | None = None
+
+    def refuse_head(self, request: Request) -> Response | None:
+        """The answer for a request refused on its head (length, token), else ``None``."""
+        declared, token = content_length_and_token(request.scope["headers"])
+        problem = head_problem(request.scope, declared, self.max_body_bytes)
+        if problem is not None:
+            return problem
+        check, several = token_check(self.verifier, token)
+        if check is not TokenCheck.VALID:
+            return self._unauthorized(request, check, several=several)
+        return None
 
     async def handle(self, request: Request) -> Response:
-        declared, token = content_length_and_token(request.scope["headers"])
-        if declared is not None:
-            if not declared.isdigit():
-                return json_error(400, "bad_content_length", "Content-Length is not one number")
-            if int(declared) > self.max_body_bytes:
-                return self._too_large()
-        elif request.scope.get("http_version") == "1.0":
-            # HTTP/1.0 has no chunked bodies: without a length the body runs to the connection's
-            # end, which a client can hold open forever.
-            return json_error(411, "length_required", "an HTTP/1.0 request needs Content-Length")
-
-        check = self.verifier.check(token) if token is not SEVERAL_TOKENS else TokenCheck.INVALID
-        if check is not TokenCheck.VALID:
-            return self._unauthorized(request, check, several=token is SEVERAL_TOKENS)
-
+        refused = self.refuse_head(request)
+        if refused is not None:
+            return refused
         try:
-            body = await _receive_body(request.receive, self.max_body_bytes)
+            body = await receive_body(request.receive, self.max_body_bytes)
         except BodyTooLarge:
-            return self._too_large()
+            return body_too_large(self.max_body_bytes)
 
         try:
             event = parse_event(body)
@@ -327,7 +301,10 @@ class _WebhookEndpoint:
             await self.store.connect()
             accepted = await self.store.events.accept(new_event)
         except StoreRejected as exc:
-            logger.error("the store refused a %s delivery, answering 422: %s", event.type, exc)
+            logger.error(
+                "the store refused a %s delivery (room %s, %d bytes, dedup key %s), answering "
+                "422: %s", event.type, event.room_id, len(body), new_event.dedup_key, exc,
+            )  # fmt: skip
             return json_error(
                 422,
                 "unstorable",
@@ -361,21 +338,26 @@ class _WebhookEndpoint:
             return JSONResponse({"status": "ok"})
         try:
             await self.store.check_writable()
-        except StoreError as exc:
-            # The reason, without where the store is (this endpoint needs no token).
-            reason = str(exc).replace(self.store.config.display, "the store")
+        except Exception as exc:  # whatever breaks, a health check answers
+            cause = exc.cause if isinstance(exc, StoreUnavailable) else "unavailable"
+            self._health_changed(f"store cannot write, /healthz answers 503: {exc}")
+            # Only the kind of trouble: this endpoint needs no token, the details are logged.
             return JSONResponse(
-                {"status": "unavailable", "store": "cannot write", "reason": reason},
+                {"status": "unavailable", "store": "cannot write", "reason": cause},
                 status_code=503,
             )
+        self._health_changed(None)
         return JSONResponse({"status": "ok", "store": "ok"})
 
-    def _too_large(self) -> Response:
-        return json_error(
-            413,
-            "body_too_large",
-            f"the body exceeds the receiver's limit of {self.max_body_bytes} bytes",
-        )
+    def _health_changed(self, problem: str | None) -> None:
+        # Health checks come every few seconds: log when the verdict changes, not each time.
+        if problem == self._health_problem:
+            return
+        if problem is None:
+            logger.info("store writable again: /healthz answers 200")
+        else:
+            logger.error("%s", problem)
+        self._health_problem = problem
 
     def _unauthorized(
         self, request: Request, check: TokenCheck, *, several: bool = False
@@ -413,39 +395,6 @@ class _WebhookEndpoint:
             problems=problems,
             type=exc.event_type,
         )
-
-
-_TOKEN_HEADER_KEY = TOKEN_HEADER.lower().encode("latin-1")
-SEVERAL_TOKENS = "\x00several"
-"""What :func:`content_length_and_token` gives for a token header sent more than once (no real
-header value holds NUL)."""
-
-
-def content_length_and_token(
-    headers: Iterable[tuple[bytes, bytes]],
-) -> tuple[str | None, str | None]:
-    """``(Content-Length, token)`` from raw ASGI headers, in one pass (``None`` when absent).
-    A token sent twice gives :data:`SEVERAL_TOKENS` (refused, whatever the values: no "first
-    one wins" for a secret); a length sent twice with different values gives a length that is
-    not a number."""
-    length = token = None
-    for key, value in headers:
-        if key == b"content-length":
-            text = value.decode("latin-1")
-            length = text if length is None or length == text else "several"
-        elif key == _TOKEN_HEADER_KEY:
-            token = value.decode("latin-1") if token is None else SEVERAL_TOKENS
-    return length, token
-
-
-def _log_disconnect(scope: Scope) -> None:
-    client = scope.get("client")
-    logger.info(
-        "%s went away before sending the whole body of %s %s: nothing stored, no answer",
-        client[0] if client else "a client",
-        scope.get("method", ""),
-        scope.get("path", ""),
-    )
 
 
 def _previous_crm_data(event: AnyEvent) -> Any:

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import Any, NamedTuple
+from typing import Any
 
 import click
 from rich.console import Console
 
-from omnihook.store import ContactRow, ConversationRow, MessageRecord, Store, Tx
+from omnihook.store import (
+    ContactRow,
+    ConversationListing,
+    ConversationRow,
+    MessageRecord,
+    Store,
+)
 from omnihook.store.cli import format_time, print_details, print_table, run_with_store, store_option
 
 __all__ = ["contacts", "conversations"]
@@ -59,14 +65,6 @@ def conversations() -> None:
     """Chats the SQL CRM keeps, with their messages."""
 
 
-class _Listed(NamedTuple):
-    conversation: ConversationRow
-    contact_id: int | None
-    contact_name: str | None
-    contact_email: str | None
-    messages: int
-
-
 @conversations.command("list")
 @click.option(
     "--status",
@@ -88,8 +86,8 @@ def list_conversations(
 ) -> None:
     """The most recently updated conversations first, with their contact and message count."""
 
-    async def work(store: Store) -> list[_Listed]:
-        return await store.database.run(lambda tx: _find_conversations(tx, status, search, limit))
+    async def work(store: Store) -> list[ConversationListing]:
+        return await store.sql_crm.conversations(limit, status, search)
 
     found = run_with_store(store_url, work)
     if as_json:
@@ -110,7 +108,7 @@ def list_conversations(
     )  # fmt: skip
 
 
-def _summary(item: _Listed) -> dict[str, Any]:
+def _summary(item: ConversationListing) -> dict[str, Any]:
     v = item.conversation
     return {
         "room_id": v.room_id,
@@ -131,7 +129,7 @@ def _summary(item: _Listed) -> dict[str, Any]:
     }
 
 
-def _cells(item: _Listed) -> tuple[str, ...]:
+def _cells(item: ConversationListing) -> tuple[str, ...]:
     v = item.conversation
     who = "-"
     if item.contact_id is not None:
@@ -148,35 +146,6 @@ def _cells(item: _Listed) -> tuple[str, ...]:
         format_time(v.updated_at),
         v.last_event,
     )
-
-
-def _find_conversations(
-    tx: Tx, status: str | None, search: str | None, limit: int
-) -> list[_Listed]:
-    # The SQL CRM's own reads (SqlCrm.contacts, .conversation) have no listing of conversations yet.
-    conditions, params = [], []
-    if status:
-        conditions.append("v.status = ?")
-        params.append(status)
-    if search:
-        conditions.append("(v.room_id LIKE ? OR c.name LIKE ? OR c.email LIKE ?)")
-        params += [f"%{search}%"] * 3
-    where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
-    rows = tx.execute(
-        "SELECT v.room_id, v.status, v.department_id, v.agent, v.tags, v.custom_fields, v.started_at, "
-        "v.closed_at, v.closer, v.last_event, v.updated_at, c.id, c.name, c.email, "
-        "(SELECT COUNT(*) FROM crm_messages AS m WHERE m.room_id = v.room_id) "
-        f"FROM crm_conversations AS v LEFT JOIN crm_contacts AS c ON c.id = v.contact_id {where}"
-        "ORDER BY v.updated_at DESC, v.room_id DESC LIMIT ?",
-        (*params, limit),
-    ).fetchall()
-    return [
-        _Listed(
-            ConversationRow(row[0], row[1], row[2], row[3], json.loads(row[4]), json.loads(row[5]), *row[6:11]),
-            row[11], row[12], row[13], int(row[14]),
-        )
-        for row in rows
-    ]  # fmt: skip
 
 
 @conversations.command("show")

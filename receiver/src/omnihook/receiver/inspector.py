@@ -22,16 +22,17 @@ from starlette.routing import Route
 
 from omnihook.contracts import TOKEN_HEADER, UnknownEvent, check_payload
 
-from .app import (
-    DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_PATH,
-    SEVERAL_TOKENS,
-    BodyTooLarge,
-    content_length_and_token,
-    json_error,
-    read_limited_body,
-)
+from .app import DEFAULT_MAX_BODY_BYTES, DEFAULT_PATH
 from .console import describe
+from .request_body import (
+    BodyTooLarge,
+    body_too_large,
+    content_length_and_token,
+    head_problem,
+    json_error,
+    receive_body,
+    token_check,
+)
 from .verification import TokenCheck, TokenVerifier
 
 __all__ = ["create_inspector"]
@@ -56,19 +57,20 @@ def create_inspector(
         received = datetime.now(UTC)
         stamp = received.strftime("%H:%M:%S")
         declared, presented = content_length_and_token(request.scope["headers"])
-        if declared is None and request.scope.get("http_version") == "1.0":
-            echo(f"{stamp} ✗ 411 HTTP/1.0 request without Content-Length")
-            return json_error(411, "length_required", "an HTTP/1.0 request needs Content-Length")
+        problem = head_problem(request.scope, declared, max_body_bytes)
+        if problem is not None:
+            echo(f"{stamp} ✗ {problem.status_code} {bytes(problem.body).decode()}")
+            return problem
         try:
-            body = await read_limited_body(request, max_body_bytes)
+            body = await receive_body(request.receive, max_body_bytes)
         except BodyTooLarge:
             echo(f"{stamp} ✗ 413 body larger than {max_body_bytes} bytes")
-            return json_error(413, "body_too_large", f"the body exceeds {max_body_bytes} bytes")
+            return body_too_large(max_body_bytes)
         except ClientDisconnect:
             echo(f"{stamp} ✗ the client went away before sending the whole body")
             return Response(status_code=204)  # nobody reads it: the server drops it
-        several = presented is SEVERAL_TOKENS
-        token = TokenCheck.INVALID if several else verifier.check(presented)
+        # Checked after reading, unlike the webhook: a refused delivery is still worth capturing.
+        token, _ = token_check(verifier, presented)
         status, answer = _verdict(body, token, verifier.is_insecure, presented, stamp, echo)
         if handle is not None:
             _capture(handle, request, body, received, status)

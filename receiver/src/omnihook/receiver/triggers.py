@@ -55,7 +55,7 @@ class TriggerService:
             return _error(422, "contract_violation", "visitorToken: required, a non-empty string")
         metadata = document.get("metadata") or []
         if not isinstance(metadata, list) or not all(
-            isinstance(m, dict) and _is_scalar(m.get("key")) and _is_scalar(m.get("value") or "")
+            isinstance(m, dict) and _is_scalar(m.get("key")) and _is_scalar(_value(m))
             for m in metadata
         ):
             return _error(
@@ -65,7 +65,7 @@ class TriggerService:
             )
         request = TriggerRequest(
             storable_text(token),
-            {_text(m["key"]): _text(m.get("value") or "") for m in metadata},
+            {_text(m["key"]): _text(_value(m)) for m in metadata},
         )
         try:
             async with asyncio.timeout(self.timeout):
@@ -97,6 +97,11 @@ class TriggerService:
             ),
             media_type="application/json",
         )
+
+
+def _value(item: dict[str, Any]) -> Any:
+    value = item.get("value")
+    return "" if value is None else value  # absent or null: empty; 0 and false stay "0", "False"
 
 
 def _is_scalar(value: Any) -> bool:

@@ -21,7 +21,7 @@ from .database import (
     favour_database_threads,
     open_database,
 )
-from .errors import SchemaTooNew, StoreError, StoreRejected, StoreUnavailable
+from .errors import SchemaTooNew, StoreError, StoreFailed, StoreRejected, StoreUnavailable
 from .events import (
     EVENT_STATUSES,
     Accepted,
@@ -57,6 +57,7 @@ from .schema import SCHEMA_VERSION
 from .sqlcrm import (
     ContactRecord,
     ContactRow,
+    ConversationListing,
     ConversationRecord,
     ConversationRow,
     MessageRecord,
@@ -77,6 +78,7 @@ __all__ = [
     "ClaimedEvent",
     "ContactRecord",
     "ContactRow",
+    "ConversationListing",
     "ConversationRecord",
     "ConversationRow",
     "CrmLinks",
@@ -101,6 +103,7 @@ __all__ = [
     "Store",
     "StoreConfig",
     "StoreError",
+    "StoreFailed",
     "StoreRejected",
     "StoreUnavailable",
     "StoredEvent",
@@ -131,7 +134,7 @@ class Store:
         self.outbox = OutboxStore(self.database)
         self.crm_links = CrmLinks(self.database)
         self.sql_crm = SqlCrm(self.database)
-        self.health = WriteProbe(self.database)
+        self.health = WriteProbe(self.database, self.connect)
         """Whether the store can write now (``await store.check_writable()``)."""
         self._connecting: asyncio.Lock | None = None
 
@@ -161,7 +164,6 @@ class Store:
         A real write with a deadline (:class:`WriteProbe`), shared by concurrent callers and
         remembered for a second: cheap enough for a load balancer's health checks.
         """
-        await self.connect()
         await self.health.check()
 
     async def close(self) -> None:

@@ -17,6 +17,7 @@ from rich.text import Text
 from . import Store
 from .config import DEFAULT_STORE_URL, STORE_ENV, parse_store_url
 from .errors import StoreError
+from .redaction import MASK
 
 __all__ = [
     "format_time",
@@ -175,7 +176,7 @@ def print_payload(console: Console, body: bytes, *, show_secrets: bool = False) 
     text = body.decode("utf-8", "replace")
     try:
         document = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or too deep to show as JSON
         console.print(Text(text))
         return
     masked = not show_secrets and _mask_visitor_tokens(document) > 0
@@ -187,7 +188,7 @@ def print_payload(console: Console, body: bytes, *, show_secrets: bool = False) 
         )
 
 
-_MASK = "<masked>"
+_MASK = MASK  # the one mask: as in redacted error texts
 
 
 def _mask_visitor_tokens(document: Any) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import sqlite3
 import sys
@@ -19,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 
 from .config import StoreConfig
-from .errors import StoreError, StoreRejected, StoreUnavailable
+from .errors import StoreError, StoreFailed, StoreRejected, StoreUnavailable
 from .keys import storable_params
 from .schema import migrate
 
@@ -249,8 +250,15 @@ class SQLiteDatabase(Database):
 
 
 _SQLITE_READONLY = 8
-_SQLITE_REJECTED = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError,
-                    UnicodeError, OverflowError)  # fmt: skip
+# Primary result codes: SQLITE_PERM, SQLITE_BUSY, SQLITE_LOCKED, SQLITE_FULL, SQLITE_CANTOPEN.
+_SQLITE_CAUSES = {3: "permission missing", 5: "lock held", 6: "lock held", 13: "disk full",
+                  14: "unreachable"}  # fmt: skip
+_OS_CAUSES = {errno.EACCES: "permission missing", errno.EPERM: "permission missing",
+              errno.EROFS: "read-only", errno.ENOSPC: "disk full"}  # fmt: skip
+# The data itself: a value SQLite cannot hold (too big, an integer out of range, text that is
+# not Unicode). Integrity and binding errors are omnihook's own (a bug, a schema changed by hand).
+_SQLITE_REJECTED = (sqlite3.DataError, UnicodeError, OverflowError)
+_SQLITE_FAILED = (sqlite3.IntegrityError, sqlite3.InterfaceError)
 
 
 def _sqlite_code(exc: BaseException) -> int | None:
@@ -259,19 +267,26 @@ def _sqlite_code(exc: BaseException) -> int | None:
 
 
 def _sqlite_failure(display: str, exc: Exception) -> StoreError:
-    """What a failed SQLite call means to the caller: the data refused (a constraint, a value
-    SQLite cannot bind) or the store unusable now (a read-only or full disk, a lock, a broken
-    file, a missing directory)."""
-    binding = isinstance(exc, sqlite3.ProgrammingError) and "binding" in str(exc)
-    if isinstance(exc, _SQLITE_REJECTED) or binding:
+    """What a failed SQLite call means to the caller: the data refused (a value SQLite cannot
+    hold), this write failed (a constraint, a binding: omnihook's fault), or the store unusable
+    now (a read-only or full disk, a lock, a broken file, a missing directory)."""
+    if isinstance(exc, _SQLITE_REJECTED):
         return StoreRejected(f"SQLite store {display} refused the data: {exc}")
-    if _sqlite_code(exc) == _SQLITE_READONLY:
+    binding = isinstance(exc, sqlite3.ProgrammingError) and "binding" in str(exc)
+    if isinstance(exc, _SQLITE_FAILED) or binding:
+        return StoreFailed(f"SQLite store {display} failed a write: {exc}")
+    code = _sqlite_code(exc)
+    if code == _SQLITE_READONLY:
         return StoreUnavailable(
             f"SQLite store {display} is read-only ({exc}): make the file and its folder "
-            "writable by this user; omnihook keeps trying"
+            "writable by this user; omnihook keeps trying",
+            "read-only",
         )
+    cause = _SQLITE_CAUSES.get(code or 0, "unavailable")
+    if isinstance(exc, OSError):  # creating the file or its folder
+        cause = _OS_CAUSES.get(exc.errno or 0, "unavailable")
     if isinstance(exc, sqlite3.Error | OSError):
-        return StoreUnavailable(f"SQLite store {display}: {_one_line(str(exc))}")
+        return StoreUnavailable(f"SQLite store {display}: {_one_line(str(exc))}", cause)
     return StoreUnavailable(f"SQLite store {display}: {type(exc).__name__}: {exc}")
 
 
@@ -332,7 +347,8 @@ class PostgresDatabase(Database):
                 raise StoreUnavailable(
                     f"PostgreSQL store {self.config.display}: role {found[1]} may not use "
                     f'schema "{self.config.schema}"; '
-                    + _grant_hint(self.config, "for schema usage", found[1])
+                    + _grant_hint(self.config, "for schema usage", found[1]),
+                    "permission missing",
                 )
 
     def _configure(self, connection: psycopg.Connection[Any]) -> None:
@@ -372,9 +388,12 @@ class PostgresDatabase(Database):
             raise _postgres_failure(self.config, exc) from exc
 
 
-# SQLSTATE classes of errors caused by the data itself: 22 data exception (a value out of range,
-# NUL in text), 23 integrity constraint, 54 program limit (an index entry too large).
-_PG_REJECTED_CLASSES = ("22", "23", "54")
+# SQLSTATEs of errors caused by the data itself: class 22 (a value out of range, NUL in text;
+# but 22P05, text the database's encoding cannot hold, is the database's setting) and 54000 (an
+# index entry too large). Class 23 (a constraint) is omnihook's own fault.
+_PG_DATA = "22"
+_PG_NOT_DATA = frozenset({"22P05"})
+_PG_TOO_LARGE = "54000"
 
 
 def _postgres_failure(config: StoreConfig, exc: Exception) -> StoreError:
@@ -387,19 +406,41 @@ def _postgres_failure(config: StoreConfig, exc: Exception) -> StoreError:
     if isinstance(exc, UnicodeError):
         return StoreRejected(f"{where} refused the data: {exc}")
     if isinstance(exc, psycopg_pool.PoolTimeout):
-        return StoreUnavailable(f"{where}: {_one_line(str(exc))}")
+        return StoreUnavailable(f"{where}: {_one_line(str(exc))}", "unreachable")
     if not isinstance(exc, psycopg.Error):
         return StoreUnavailable(f"{where}: {type(exc).__name__}: {exc}")
     sqlstate = exc.sqlstate or ""
     message = _one_line(exc.diag.message_primary or str(exc))
-    if isinstance(exc, psycopg.DataError | psycopg.IntegrityError) or sqlstate.startswith(
-        _PG_REJECTED_CLASSES
+    client_side = isinstance(exc, psycopg.DataError) and not sqlstate  # psycopg's own check
+    if client_side or (
+        sqlstate not in _PG_NOT_DATA
+        and (sqlstate.startswith(_PG_DATA) or sqlstate == _PG_TOO_LARGE)
     ):
-        return StoreRejected(f"{where} refused the data: {message}")
+        return StoreRejected(f"{where} refused the data: {message} (SQLSTATE {sqlstate})")
+    if isinstance(exc, psycopg.IntegrityError):
+        return StoreFailed(f"{where} failed a write: {message} (SQLSTATE {sqlstate})")
     if sqlstate == "42501":  # insufficient_privilege
-        return StoreUnavailable(f"{where}: {message}; {_grant_hint(config, message)}")
+        return StoreUnavailable(
+            f"{where}: {message}; {_grant_hint(config, message)}", "permission missing"
+        )
     detail = f" (SQLSTATE {sqlstate})" if sqlstate else ""
-    return StoreUnavailable(f"{where}: {message}{detail}")
+    return StoreUnavailable(f"{where}: {message}{detail}", _pg_cause(exc, sqlstate))
+
+
+def _pg_cause(exc: Exception, sqlstate: str) -> str:
+    import psycopg
+
+    if sqlstate == "53100":  # disk_full
+        return "disk full"
+    if (
+        sqlstate == "25006"
+    ):  # read_only_sql_transaction (a standby, or default_transaction_read_only)
+        return "read-only"
+    if sqlstate in ("55P03", "57014", "40P01"):  # lock_not_available, query_canceled, deadlock
+        return "lock held"
+    if sqlstate.startswith("08") or isinstance(exc, psycopg.OperationalError):
+        return "unreachable"
+    return "unavailable"
 
 
 def _grant_hint(config: StoreConfig, message: str, role: str = "<role>") -> str:

@@ -20,7 +20,7 @@ from .database import placeholders as _marks
 from .errors import one_item_may_be_at_fault
 from .keys import bounded_key, storable_text
 from .leased import LeasedTable
-from .redaction import redact
+from .redaction import redact_error
 
 __all__ = [
     "EVENT_STATUSES",
@@ -207,7 +207,12 @@ class EventStore:
 
     async def finish(self, event: ClaimedEvent, worker: str, result: Finish) -> bool:
         """Record an attempt's outcome; ``False`` if ``worker`` lost the lease meanwhile (the
-        outcome is then dropped: another worker has the event)."""
+        outcome is then dropped: another worker has the event).
+
+        Where the receiver's errors are recorded: the error text is masked here
+        (:func:`~omnihook.store.redaction.redact`; a CRM may echo our headers back), before the
+        transaction, which holds the write lock."""
+        result = dataclasses.replace(result, error=redact_error(result.error))
         return await self.database.run(lambda tx: _finish_in(tx, event, worker, result))
 
     async def release(self, worker: str, ids: Iterable[int]) -> None:
@@ -238,7 +243,7 @@ class EventStore:
             ).fetchall()
             # Masked on the way out too: rows written before redaction existed.
             return [
-                AttemptRecord(number, worker, started, finished, outcome, _redacted(error))
+                AttemptRecord(number, worker, started, finished, outcome, redact_error(error))
                 for number, worker, started, finished, outcome, error in rows
             ]
 
@@ -400,8 +405,6 @@ def _claim_in(
 
 
 def _finish_in(tx: Tx, event: ClaimedEvent, worker: str, result: Finish) -> bool:
-    # Where errors are recorded: nothing secret is kept (a CRM may echo our headers back).
-    error = _redacted(result.error)
     updated = tx.execute(
         """UPDATE events SET status = ?, attempts = attempts + 1, next_attempt_at = ?,
                lease_owner = NULL, lease_expires_at = NULL, handlers_done = ?, stale = ?,
@@ -412,7 +415,7 @@ def _finish_in(tx: Tx, event: ClaimedEvent, worker: str, result: Finish) -> bool
             result.next_attempt_at if result.next_attempt_at is not None else result.finished_at,
             json.dumps(sorted(result.handlers_done)),
             int(result.stale),
-            error,
+            result.error,
             result.finished_at if result.status != "failed" else None,
             event.id,
             worker,
@@ -434,7 +437,7 @@ def _finish_in(tx: Tx, event: ClaimedEvent, worker: str, result: Finish) -> bool
             result.started_at,
             result.finished_at,
             result.status,
-            error,
+            result.error,
         ),
     )
     if event.room_id is not None and (
@@ -496,10 +499,6 @@ def _replay_in(tx: Tx, ids: list[int] | None, now: float, all_handlers: bool) ->
     return ReplayResult(replayed, skipped)
 
 
-def _redacted(error: str | None) -> str | None:
-    return redact(error) if error is not None else None
-
-
 def _stored(row: tuple[Any, ...]) -> StoredEvent:
     (event_id, key, room_id, event_type, received_at, status, attempts, next_at, owner, answer,
      done, stale, error, finished_at, *body) = row  # fmt: skip
@@ -516,7 +515,7 @@ def _stored(row: tuple[Any, ...]) -> StoredEvent:
         answer=str(answer),
         handlers_done=tuple(json.loads(done)),
         stale=None if stale is None else bool(stale),
-        last_error=_redacted(error),
+        last_error=redact_error(error),
         finished_at=finished_at,
         body=bytes(body[0]) if body else None,
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from .database import Database, Tx
 from .errors import StoreError, StoreUnavailable
@@ -26,13 +26,16 @@ DEFAULT_PROBE_TIMEOUT = 3.0
 
 
 class WriteProbe:
-    """Checks that the store can write. Concurrent checks share one probe; a success is
+    """Checks that the store can write: ``connect`` (open and migrate it if it is not), then
+    the write, both within ``timeout`` seconds. Concurrent checks share one probe; a success is
     remembered for ``max_age`` seconds (a load balancer polling often costs one write a second),
-    a failure is not (the next check probes again, so recovery shows at once)."""
+    a failure is not (the next check probes again, so recovery shows at once). A probe that
+    overruns its deadline goes on in the background; the check does not wait for it."""
 
     def __init__(
         self,
         database: Database,
+        connect: Callable[[], Awaitable[None]] | None = None,
         timeout: float = DEFAULT_PROBE_TIMEOUT,
         max_age: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
@@ -40,6 +43,7 @@ class WriteProbe:
         self.database = database
         self.timeout = timeout
         self.max_age = max_age
+        self._connect = connect
         self._clock = clock
         self._succeeded_at: float | None = None
         self._running: asyncio.Future[None] | None = None
@@ -55,17 +59,24 @@ class WriteProbe:
     async def _probe(self) -> None:
         self._succeeded_at = None
         try:
-            await asyncio.wait_for(self.database.run(_write), self.timeout)
+            await asyncio.wait_for(asyncio.shield(self._attempt()), self.timeout)
         except TimeoutError:
             raise StoreUnavailable(
-                f"store {self.database.config.display}: a write did not finish within "
-                f"{self.timeout:g} s (a lock held by another process, or a stalled disk)"
+                f"store {self.database.config.display}: opening it and writing did not finish "
+                f"within {self.timeout:g} s (a lock held by another process, or a stalled disk "
+                "or network)",
+                "timeout",
             ) from None
         except StoreUnavailable:
             raise
         except StoreError as exc:
             raise StoreUnavailable(str(exc)) from exc
         self._succeeded_at = self._clock()
+
+    async def _attempt(self) -> None:
+        if self._connect is not None:
+            await self._connect()
+        await self.database.run(_write)
 
 
 def _write(tx: Tx) -> None:

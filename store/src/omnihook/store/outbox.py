@@ -8,6 +8,7 @@ delivery of a (url, room) pair can be claimed, so one room's deliveries keep the
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -18,7 +19,7 @@ from .database import placeholders as _marks
 from .errors import one_item_may_be_at_fault
 from .keys import bounded_key
 from .leased import LeasedTable
-from .redaction import redact
+from .redaction import redact_error
 
 __all__ = [
     "OUTBOX_STATUSES",
@@ -188,6 +189,11 @@ class OutboxStore:
         A ``done`` room delivery also becomes the room's crmData for later deliveries. Concurrent
         calls share commits.
         """
+        # Where the sender's outcomes are recorded: masked here, before the transaction (an
+        # endpoint may echo our token back); a 200's text is crmData, kept exact.
+        attempt = dataclasses.replace(attempt, error=redact_error(attempt.error))
+        if status != "done":
+            response_text = redact_error(response_text)
         return await self._records.submit(
             _Outcome(entry, owner, attempt, status, next_attempt_at, response_text)
         )
@@ -227,7 +233,7 @@ class OutboxStore:
             ).fetchall()
             # Masked on the way out too: rows written before redaction existed.
             return [
-                OutboxAttempt(number, started, elapsed, status, _redacted(error))
+                OutboxAttempt(number, started, elapsed, status, redact_error(error))
                 for number, started, elapsed, status, error in rows
             ]
 
@@ -314,24 +320,15 @@ class _Outcome:
     response_text: str | None
 
 
-def _redacted(error: str | None) -> str | None:
-    return redact(error) if error is not None else None
-
-
 def _record(tx: Tx, outcome: _Outcome) -> bool:
     entry, attempt, status = outcome.entry, outcome.attempt, outcome.status
     finished = attempt.started_at + attempt.elapsed
-    # Where errors are recorded: nothing secret is kept (an endpoint may echo our token back).
-    error = _redacted(attempt.error)
-    response_text = outcome.response_text
-    if status != "done" and response_text is not None:
-        response_text = redact(response_text)  # a 200's text is crmData: kept exact
     updated = tx.execute(
         """UPDATE outbox SET status = ?, attempts = attempts + 1, next_attempt_at = ?,
                lease_owner = NULL, lease_expires_at = NULL, last_status = ?, last_error = ?,
                response_text = ?, finished_at = ?
            WHERE id = ? AND lease_owner = ? AND status = 'sending'""",
-        (status, outcome.next_attempt_at, attempt.status, error, response_text,
+        (status, outcome.next_attempt_at, attempt.status, attempt.error, outcome.response_text,
          finished if status != "failed" else None, entry.id, outcome.owner),
     ).rowcount  # fmt: skip
     if updated != 1:
@@ -340,7 +337,7 @@ def _record(tx: Tx, outcome: _Outcome) -> bool:
         "INSERT INTO outbox_attempts (outbox_id, number, started_at, elapsed, status, error) "
         "VALUES (?, (SELECT COALESCE(MAX(number), 0) + 1 FROM outbox_attempts "
         "WHERE outbox_id = ?), ?, ?, ?, ?)",
-        (entry.id, entry.id, attempt.started_at, attempt.elapsed, attempt.status, error),
+        (entry.id, entry.id, attempt.started_at, attempt.elapsed, attempt.status, attempt.error),
     )
     if status == "done" and entry.room_id is not None and outcome.response_text is not None:
         tx.execute(
@@ -367,7 +364,7 @@ def _entries(tx: Tx, tail: str, params: Sequence[Any]) -> list[OutboxEntry]:
             attempts=int(row[7]),
             next_attempt_at=float(row[8]),
             last_status=row[9],
-            last_error=_redacted(row[10]),
+            last_error=redact_error(row[10]),
             response_text=row[11],
             finished_at=row[12],
         )

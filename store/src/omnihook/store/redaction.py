@@ -35,6 +35,7 @@ __all__ = [
     "escape_controls",
     "protect_logging",
     "redact",
+    "redact_error",
     "register_secret",
 ]
 
@@ -42,19 +43,36 @@ MASK = "***"
 
 _MIN_SECRET = 4  # shorter values are not secrets worth masking everywhere they occur
 
-# A credential after an authorization scheme: at least 8 characters with a digit, or 20 long
-# (so that "basic validation" or "bearer of bad news" stay as they are).
-_CREDENTIAL = r"(?:(?=[A-Za-z0-9._~+/=:-]*\d)[A-Za-z0-9._~+/=:-]{8,}|[A-Za-z0-9._~+/=:-]{20,})"
-_SCHEMES = re.compile(rf"(?i)\b(bearer|basic|digest|zoho-oauthtoken|oauth)(\s+){_CREDENTIAL}")
+# What a credential looks like when nothing else says so: at least 8 characters with a digit, or
+# 20 long (so that "basic validation", "token: required" or "Password: too short" stay as they
+# are).
+_CREDENTIAL_CHARS = r"[A-Za-z0-9._~+/=:-]"
+_CREDENTIAL = re.compile(
+    rf"(?:(?={_CREDENTIAL_CHARS}*\d){_CREDENTIAL_CHARS}{{8,}}|{_CREDENTIAL_CHARS}{{20,}})$"
+)
+_SCHEME_WORDS = r"bearer|basic|digest|token|zoho-oauthtoken|oauth"
+_SCHEMES = re.compile(
+    rf"(?i)\b(bearer|basic|digest|zoho-oauthtoken|oauth)(\s+)"
+    rf"(?:(?={_CREDENTIAL_CHARS}*\d){_CREDENTIAL_CHARS}{{8,}}|{_CREDENTIAL_CHARS}{{20,}})"
+)
+# A name that says "secret" (a header, a JSON key, a form or query parameter), then its value.
+# Every pattern here starts only where a name or a scheme can start and looks a bounded way
+# ahead, so that its cost stays linear in the text (visitor text reaches log lines).
 _NAMED = re.compile(
-    r"""(?ix)
-    (?P<name>["']?[\w-]*?(?:token|secret|passw(?:or)?d|api[-_]?key|authorization|cookie|
-        signature|credential)s?["']?\s*[:=]\s*)
-    (?P<quote>["']?)
-    (?P<value>(?:(?:bearer|basic|digest|token|zoho-oauthtoken|oauth)\s+)?[^"'\s,;&}<>]+)"""
+    rf"""(?ix)
+    (?<![\w.-])
+    (?P<name>["']?[\w.-]{{0,64}}?(?:token|secret|passw(?:or)?d|api[-_]?key|authorization|cookie|
+        signature|credential)s?["']?\s*(?P<sep>[:=])\s*)
+    (?:
+        (?P<open>\[\s*)?(?P<quote>["'])(?P<quoted>[^"'\n]*)(?P=quote)
+      | (?P<scheme>(?:{_SCHEME_WORDS})\s+)[^\s"',;&}}<>]+
+      | (?P<bare>[^\s"',;&}}<>\]]+)
+    )"""
 )
 _QUERY = re.compile(r"(?i)([?&;](?:key|sig|code|auth|pass|pwd)=)[^&\s#\"'<>]+")
-_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]*):[^/\s@]+@")
+_URL_CREDENTIALS = re.compile(
+    r"(?i)(?<![a-z0-9+.-])([a-z][a-z0-9+.-]{0,31}://[^/\s:@]{0,256}):[^/\s@]+@"
+)
 _CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 _NAMED_CONTROLS = {"\n": "\\n", "\r": "\\r", "\x1b": "\\e"}
 
@@ -95,6 +113,11 @@ def register_secret(*values: str | None) -> None:
     _SECRETS.add(values)
 
 
+def redact_error(text: str | None) -> str | None:
+    """:func:`redact` for an error text that may be absent."""
+    return redact(text) if text is not None else None
+
+
 def redact(text: str) -> str:
     """``text`` with every registered secret and every secret-looking value masked."""
     pattern = _SECRETS.pattern
@@ -107,7 +130,14 @@ def redact(text: str) -> str:
 
 
 def _mask_named(match: re.Match[str]) -> str:
-    return f"{match['name']}{match['quote']}{MASK}"
+    if match["quote"]:  # a quoted value is a value, whatever it looks like
+        return f"{match['name']}{match['open'] or ''}{match['quote']}{MASK}{match['quote']}"
+    if match["scheme"]:
+        return f"{match['name']}{MASK}"
+    bare = match["bare"]
+    if match["sep"] == "=" or _CREDENTIAL.match(bare):  # name=value is a parameter's value
+        return f"{match['name']}{MASK}"
+    return match.group()  # prose: "token: required", "Password: too short"
 
 
 def escape_controls(text: str) -> str:

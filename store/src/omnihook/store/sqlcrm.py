@@ -14,6 +14,7 @@ from .keys import bounded_key
 __all__ = [
     "ContactRecord",
     "ContactRow",
+    "ConversationListing",
     "ConversationRecord",
     "ConversationRow",
     "MessageRecord",
@@ -96,6 +97,18 @@ class ConversationRow:
     updated_at: float
 
 
+@dataclass(frozen=True)
+class ConversationListing:
+    """A conversation as a list shows it: with its contact's name and email and its number of
+    messages."""
+
+    conversation: ConversationRow
+    contact_id: int | None
+    contact_name: str | None
+    contact_email: str | None
+    messages: int
+
+
 _CONTACT_FIELDS = (
     "visitor_id",
     "username",
@@ -161,6 +174,35 @@ class SqlCrm:
 
         return await self.database.run(work)
 
+    async def conversations(
+        self, limit: int = 50, status: str | None = None, search: str | None = None
+    ) -> list[ConversationListing]:
+        """Conversations, the most recently updated first; ``status`` keeps one state,
+        ``search`` matches the room id, the contact's name or email."""
+
+        def work(tx: Tx) -> list[ConversationListing]:
+            conditions, params = [], []
+            if status:
+                conditions.append("v.status = ?")
+                params.append(status)
+            if search:
+                conditions.append("(v.room_id LIKE ? OR c.name LIKE ? OR c.email LIKE ?)")
+                params += [f"%{search}%"] * 3
+            where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
+            rows = tx.execute(
+                f"SELECT {_CONVERSATION_COLUMNS}, c.id, c.name, c.email, (SELECT COUNT(*) FROM "
+                "crm_messages AS m WHERE m.room_id = v.room_id) FROM crm_conversations AS v "
+                f"LEFT JOIN crm_contacts AS c ON c.id = v.contact_id {where}"
+                "ORDER BY v.updated_at DESC, v.room_id DESC LIMIT ?",
+                (*params, limit),
+            ).fetchall()
+            return [
+                ConversationListing(_conversation_row(row), row[11], row[12], row[13], int(row[14]))
+                for row in rows
+            ]
+
+        return await self.database.run(work)
+
     async def conversation(
         self, room_id: str
     ) -> tuple[ConversationRow, ContactRow | None, list[MessageRecord]] | None:
@@ -169,16 +211,13 @@ class SqlCrm:
 
         def work(tx: Tx) -> tuple[ConversationRow, ContactRow | None, list[MessageRecord]] | None:
             row = tx.execute(
-                "SELECT room_id, status, department_id, agent, tags, custom_fields, started_at, "
-                "closed_at, closer, last_event, updated_at, contact_id FROM crm_conversations "
-                "WHERE room_id = ?",
+                f"SELECT {_CONVERSATION_COLUMNS}, v.contact_id FROM crm_conversations AS v "
+                "WHERE v.room_id = ?",
                 (key,),
             ).fetchone()
             if row is None:
                 return None
-            conversation = ConversationRow(
-                row[0], row[1], row[2], row[3], json.loads(row[4]), json.loads(row[5]), *row[6:11]
-            )
+            conversation = _conversation_row(row)
             contact = None
             if row[11] is not None:
                 found = tx.execute(
@@ -190,8 +229,8 @@ class SqlCrm:
                 ).fetchone()
                 contact = _contact_row(found) if found else None
             messages = [
-                MessageRecord(key, ts, author, kind, text, bool(edited))
-                for key, ts, author, kind, text, edited in tx.execute(
+                MessageRecord(message_key, ts, author, kind, text, bool(edited))
+                for message_key, ts, author, kind, text, edited in tx.execute(
                     "SELECT message_key, ts, author, author_kind, text, edited FROM crm_messages "
                     "WHERE room_id = ? ORDER BY ts, message_key",
                     (key,),
@@ -271,6 +310,19 @@ def _upsert_conversation(
          conversation.started_at, conversation.closed_at, conversation.closer, conversation.last_event,
          now, conversation.room_id),
     )  # fmt: skip
+
+
+_CONVERSATION_COLUMNS = (
+    "v.room_id, v.status, v.department_id, v.agent, v.tags, v.custom_fields, v.started_at, "
+    "v.closed_at, v.closer, v.last_event, v.updated_at"
+)
+
+
+def _conversation_row(row: tuple[Any, ...]) -> ConversationRow:
+    """The first eleven columns of a row read with ``_CONVERSATION_COLUMNS``."""
+    return ConversationRow(
+        row[0], row[1], row[2], row[3], json.loads(row[4]), json.loads(row[5]), *row[6:11]
+    )
 
 
 def _contact_row(row: tuple[Any, ...]) -> ContactRow:
