@@ -10,14 +10,16 @@ request that never completes. This package runs uvicorn with a guarded protocol 
     run_server(app, "0.0.0.0", 8000, HttpLimits(max_header_bytes=32 * 1024, header_timeout=5))
 
 - :class:`HttpLimits`: the limits, one frozen value with its defaults (64 KiB of request line
-  and headers; headers within 10 s; a body within 30 s, never silent for 10 s; idle keep-alive
-  connections closed after 5 s).
+  and headers, or of chunk framing; headers within 10 s; a body within 30 s, never silent for
+  10 s; idle keep-alive connections closed after 5 s; answers left unread cut after 10 s).
 - :class:`GuardedHttpToolsProtocol`: uvicorn's httptools protocol under those limits: 431 for a
-  head too large, 408 for a client too slow, JSON bodies. With your own uvicorn::
+  head too large, 408 for a client too slow, 400 for a request it cannot parse, JSON bodies.
+  With your own uvicorn (websockets off: an upgraded connection leaves the limits)::
 
-      uvicorn myhooks:app --http omnihook.receiver.http:GuardedHttpToolsProtocol
+      uvicorn myhooks:app --http omnihook.receiver.http:GuardedHttpToolsProtocol --ws none
 
-- :func:`run_server` and :func:`server_config`: uvicorn with the protocol and the limits.
+- :func:`run_server` and :func:`server_config`: uvicorn with the protocol and the limits, and
+  websockets off.
 - :func:`raise_open_file_limit`: every connection, slow or not, holds a file descriptor.
 """
 

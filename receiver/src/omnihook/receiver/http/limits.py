@@ -6,6 +6,14 @@ from dataclasses import dataclass
 
 __all__ = ["HttpLimits"]
 
+_SECONDS = (
+    "header_timeout",
+    "body_timeout",
+    "body_gap_timeout",
+    "keep_alive_timeout",
+    "send_timeout",
+)
+
 
 @dataclass(frozen=True)
 class HttpLimits:
@@ -20,7 +28,8 @@ class HttpLimits:
     """
 
     max_header_bytes: int = 64 * 1024
-    """The request line and every header together, in bytes; more gets 431."""
+    """The request line and every header together, in bytes; more gets 431. It also bounds the
+    framing between two pieces of a chunked body (chunk-size lines, trailers)."""
     header_timeout: float = 10.0
     """Seconds from a request's first byte (or the connection's start) to the end of its headers."""
     body_timeout: float = 30.0
@@ -33,12 +42,15 @@ class HttpLimits:
     backlog: int = 4096
     """Connections the kernel queues before the server accepts them (capped by the system's
     ``net.core.somaxconn``)."""
+    send_timeout: float = 10.0
+    """Longest a client may leave the server's answers unread once the buffers between them are
+    full (or after the server closed), in seconds; then the connection is cut."""
 
     def __post_init__(self) -> None:
         for name in ("max_header_bytes", "backlog"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        for name in ("header_timeout", "body_timeout", "body_gap_timeout", "keep_alive_timeout"):
+        for name in _SECONDS:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be more than 0 seconds")
 
@@ -47,5 +59,6 @@ class HttpLimits:
         return (
             f"headers ≤ {self.max_header_bytes:,} bytes within {self.header_timeout:g} s, "
             f"body within {self.body_timeout:g} s (gaps ≤ {self.body_gap_timeout:g} s), "
-            f"idle keep-alive {self.keep_alive_timeout:g} s, backlog {self.backlog:,}"
+            f"idle keep-alive {self.keep_alive_timeout:g} s, "
+            f"answers left unread {self.send_timeout:g} s, backlog {self.backlog:,}"
         )

@@ -22,6 +22,9 @@ def _options(limits: HttpLimits, extra: dict[str, Any]) -> dict[str, Any]:
         # uvicorn types it as int; it only hands it to loop.call_later, which takes any number.
         "timeout_keep_alive": cast(int, limits.keep_alive_timeout),
         "backlog": limits.backlog,
+        # An upgraded connection leaves the guarded protocol (and its limits): a webhook
+        # receiver has no websocket to offer.
+        "ws": "none",
         "log_config": None,
     }
     options.update(extra)
@@ -37,7 +40,8 @@ def server_config(
         server = uvicorn.Server(server_config(app, "127.0.0.1", 8000, HttpLimits(header_timeout=2)))
         await server.serve()
 
-    ``uvicorn_options`` go to ``uvicorn.Config`` as they are (``log_level``, ``lifespan``...).
+    ``uvicorn_options`` go to ``uvicorn.Config`` as they are (``log_level``, ``lifespan``...);
+    websockets are off unless they say otherwise (``ws="auto"``).
     """
     options = _options(limits or HttpLimits(), uvicorn_options)
     return uvicorn.Config(app, host=host, port=port, **options)
@@ -55,7 +59,9 @@ def run_server(
     >>> app = create_app(Router(), tokens=["s3cret"])
     >>> run_server(app, "127.0.0.1", 8000, HttpLimits(max_header_bytes=32 * 1024))  # doctest: +SKIP
 
-    ``uvicorn_options`` go to ``uvicorn.run`` as they are (``log_level``, ``access_log``...).
+    ``uvicorn_options`` go to ``uvicorn.run`` as they are (``log_level``, ``access_log``...);
+    websockets are off unless they say otherwise (``ws="auto"``: an upgraded connection is no
+    longer under ``limits``).
     """
     limits = limits or HttpLimits()
     raise_open_file_limit()
