@@ -277,9 +277,11 @@ def _http_edge_options(func: F) -> F:
                      type=seconds, help="Seconds an idle keep-alive connection stays open."),
         click.option("--backlog", default=defaults.backlog, show_default=True, type=click.IntRange(min=1),
                      help="Connections the system queues before they are accepted."),
+        click.option("--send-timeout", default=defaults.send_timeout, show_default=True, type=seconds,
+                     help="Seconds a client may leave its answer unread before it is cut off."),
     ]  # fmt: skip
     names = ("max_header_bytes", "header_timeout", "body_timeout", "body_gap_timeout",
-             "keep_alive_timeout", "backlog")  # fmt: skip
+             "keep_alive_timeout", "backlog", "send_timeout")  # fmt: skip
 
     @functools.wraps(func)
     def command(*args: Any, **kwargs: Any) -> Any:
