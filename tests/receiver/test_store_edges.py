@@ -227,6 +227,8 @@ async def asgi_post(app: Any, path: str, headers: list[tuple[bytes, bytes]], bod
         ([b"\xb2"], "1.1", 400, "bad_content_length"),  # "²": a digit to str.isdigit, not to int
         ([b"2", b"3"], "1.1", 400, "bad_content_length"),
         ([b"-1"], "1.1", 400, "bad_content_length"),
+        ([b"9" * 5000], "1.1", 413, "body_too_large"),  # past what int() reads: not a 500
+        ([b"0" * 30 + b"2"], "1.1", 200, None),
         ([], "1.0", 411, "length_required"),
     ],
 )
@@ -238,9 +240,14 @@ async def test_every_post_endpoint_checks_the_head_alike(
     headers = [(TOKEN_HEADER.lower().encode(), TOKEN.encode())]
     headers += [(b"content-length", value) for value in length]
     target, url = (inspector, "/rocketchat") if path == "inspector" else (app, path)
-    got, document = await asgi_post(target, url, headers, b"{}", http_version)
-    assert (got, document["error"]) == (status, error)
-    if path != "inspector":
+    valid = {"visitorToken": "v"} if path.endswith("trigger") else samples.sample("chat-start")
+    body = json.dumps(valid).encode() if error is None else b"{}"
+    if error is None:  # a length with leading zeros is still that length
+        headers = [h for h in headers if h[0] != b"content-length"]
+        headers.append((b"content-length", str(len(body)).zfill(40).encode()))
+    got, document = await asgi_post(target, url, headers, body, http_version)
+    assert (got, document.get("error")) == (status, error)
+    if path != "inspector" and error is not None:
         assert seen == []
 
 
@@ -318,7 +325,11 @@ def test_a_client_that_goes_away_mid_body_is_one_info_line_and_no_answer(
         (b'{"visitorToken": "v", "metadata": [{"key": {"a": 1}}]}', 422),
         (b'{"visitorToken": "\\ud800", "metadata": [{"key": "\\udc00", "value": "x"}]}', 200),
         (b"\xff\xfe", 400),
-        (b'{"visitorToken": "v", "metadata": [{"key": "n", "value": 0}, {"key": "b"}]}', 200),
+        (
+            b'{"visitorToken": "v", "metadata": [{"key": "n", "value": 0}, {"key": "b"}, '
+            b'{"key": "f", "value": false}]}',
+            200,
+        ),
     ],
 )
 async def test_the_trigger_endpoint_answers_json_for_any_input(body: bytes, status: int) -> None:
@@ -339,6 +350,6 @@ async def test_the_trigger_endpoint_answers_json_for_any_input(body: bytes, stat
     if status == 200 and b"\\ud800" in body:
         assert document["contents"][0]["msg"] == "hello \ufffd {'\ufffd': 'x'}"
     elif status == 200:
-        assert document["contents"][0]["msg"] == "hello v {'n': '0', 'b': ''}"
+        assert document["contents"][0]["msg"] == "hello v {'n': '0', 'b': '', 'f': 'false'}"
     else:
         assert set(document) == {"error", "detail"}

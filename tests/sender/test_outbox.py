@@ -188,3 +188,17 @@ async def test_an_endpoint_echoing_the_token_leaves_it_in_no_recorded_error(
     assert token not in recorded
     [(request, _)] = httpserver.log
     assert request.headers["X-RocketChat-Livechat-Token"] == token  # it was sent, and echoed
+
+
+async def test_a_huge_error_page_is_kept_short(store_url: str, httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/hook").respond_with_data("oops " * 400_000, status=400)
+    async with Sender(httpserver.url_for("/hook"), token="t", outbox=store_url) as sender:
+        entry_id = await sender.enqueue(samples.sample("chat-start"))
+        await sender.drain()
+        assert sender.outbox is not None
+        entry = await sender.outbox.outbox.get(entry_id)
+    assert entry is not None
+    assert entry.status == "dead"
+    assert entry.response_text is not None
+    assert entry.response_text.startswith("oops oops")
+    assert len(entry.response_text) <= 4096

@@ -5,6 +5,7 @@ recovery without a restart."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from omnihook.store import (
     StoreUnavailable,
     WriteProbe,
     bounded_key,
+    parse_store_url,
 )
 
 from ..faults import LeastPrivilegeRole, fill, immutable, sqlite_locked, tiny_disk
@@ -280,3 +282,38 @@ async def test_the_deadline_covers_opening_the_store_too(tmp_path: Path) -> None
         await store.check_writable()
     finally:
         await store.close()
+
+
+class StuckDatabase:
+    """A database whose writes hang until released, then fail: what a held lock looks like."""
+
+    def __init__(self) -> None:
+        self.config = parse_store_url("sqlite:///stuck.db")
+        self.writes = 0
+        self.release = asyncio.Event()
+
+    async def run(self, work: Any) -> None:
+        self.writes += 1
+        await self.release.wait()
+        raise StoreUnavailable("database is locked", "lock held")
+
+
+async def test_a_write_past_its_deadline_is_waited_for_again_not_repeated() -> None:
+    loop = asyncio.get_running_loop()
+    unhandled: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: unhandled.append(context))
+    database = StuckDatabase()
+    probe = WriteProbe(database, timeout=0.05)  # type: ignore[arg-type]
+    for _ in range(5):  # a load balancer polling while the lock is held
+        with pytest.raises(StoreUnavailable) as failure:
+            await probe.check()
+        assert failure.value.cause == "timeout"
+    assert database.writes == 1  # not five writes queued ahead of the deliveries
+    database.release.set()
+    with pytest.raises(StoreUnavailable) as failure:
+        await probe.check()  # the same write ends; the next check starts a new one
+    assert failure.value.cause in ("lock held", "timeout")
+    await asyncio.sleep(0)
+    gc.collect()
+    await asyncio.sleep(0)
+    assert unhandled == []  # no "Task exception was never retrieved"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -117,10 +118,29 @@ async def test_url_credentials_and_key_parameters_are_masked_in_errors(
         ("GET /v1?hapikey=abc123&limit=5", "GET /v1?hapikey=***&limit=5"),
         ("refresh_token=1//0gAbc&client_secret=xyz", "refresh_token=***&client_secret=***"),
         ("postgresql://omnihook:pa55@db/prod", "postgresql://omnihook:***@db/prod"),
+        ("SECRET_KEY=django-insecure-0123456789", "SECRET_KEY=***"),
+        ("aws_secret_access_key=wJalrXUtnFEMI", "aws_secret_access_key=***"),
+        ("X-Hub-Signature-256: sha256=abcdef0123", "X-Hub-Signature-256: ***"),
+        ("access_key: AKIA1234567", "access_key: ***"),
+        ('{"password": "it\'s-s3cret-9"}', '{"password": "***"}'),
+        ("{'password': \"don't-tell-123\"}", "{'password': \"***\"}"),
+        ('"password": "ab\\"cd-s3cret"', '"password": "***"'),
+        ('"X-Livechat-Token": ["abc", "s3cret-two"]', '"X-Livechat-Token": ["***"]'),
+        ("password: hunter2", "password: ***"),
+        ("password: P@ssw0rd!2024", "password: ***"),
+        ("X-Api-Key: abcdefghijklmnop", "X-Api-Key: ***"),
+        ("Cookie: sid=abc; session=0123456789abcdef", "Cookie: ***"),
+        ('Proxy-Authorization: Digest username="u", response="abc"', "Proxy-Authorization: ***"),
+        ("postgresql://user:p@ss-w0rd@db/x", "postgresql://user:***@db/x"),
         # What must stay as it is: our own wording, and words that merely look alike.
         ("rejected a delivery from 10.0.0.1: token invalid", None),
         ("basic validation failed: 3 problems", None),
         ("crm[0].token_env: environment variable HUBSPOT_TOKEN is not set", None),
+        ("visitor.token: required field is missing", None),
+        ("Password: too short", None),
+        ("tokens: 3 configured", None),
+        ('{"key": "page", "value": "pricing"}', None),
+        ("https://host:8080/path?page=2", None),
     ],
 )
 def test_redact_masks_secret_looking_values_only(text: str, masked: str | None) -> None:
@@ -196,3 +216,21 @@ def test_events_show_masks_stored_errors_already_in_the_store(tmp_path: Path) ->
     assert shown.exit_code == 0, shown.output
     assert "pat-na1-9999aaaa" not in shown.output
     assert "Authorization: ***" in shown.output
+
+
+def test_redacting_costs_time_in_proportion_to_the_text() -> None:
+    # Visitor text reaches log lines: a pattern that backtracks over its input would let one
+    # long name stall the server (a 50,000-character word took 134 s before). A ratio measured in
+    # this run, with room for a noisy machine: quadratic would be 100 times, linear 10.
+    def seconds(text: str) -> float:
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            redact(text)
+            best = min(best, time.perf_counter() - started)
+        return best
+
+    for unit in ("x", "a.", "token: ", "SECRET_KEY", '"password": "', "a://", "ab1 "):
+        small = seconds(unit * (10_000 // len(unit)))
+        large = seconds(unit * (100_000 // len(unit)))
+        assert large < 40 * max(small, 1e-5), (unit, small, large)

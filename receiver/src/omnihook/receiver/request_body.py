@@ -71,11 +71,17 @@ def head_problem(scope: Scope, declared: str | None, max_body_bytes: int) -> JSO
     if declared is not None:
         if not (declared.isascii() and declared.isdigit()):
             return json_error(400, "bad_content_length", "Content-Length is not one number")
-        if int(declared) > max_body_bytes:
+        if _exceeds(declared, max_body_bytes):
             return body_too_large(max_body_bytes)
     elif scope.get("http_version") == "1.0":
         return json_error(411, "length_required", "an HTTP/1.0 request needs Content-Length")
     return None
+
+
+def _exceeds(digits: str, limit: int) -> bool:
+    # int() refuses more than 4,300 digits (a ValueError, a 500): any length that long exceeds.
+    significant = digits.lstrip("0")
+    return len(significant) > 18 or int(significant or "0") > limit
 
 
 def body_too_large(max_body_bytes: int) -> JSONResponse:
@@ -97,7 +103,8 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
     """The body, refused (:class:`BodyTooLarge`) as soon as it passes ``limit`` bytes, whether
     or not ``Content-Length`` said so."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
+    digits = declared is not None and declared.isascii() and declared.isdigit()
+    if digits and _exceeds(str(declared), limit):
         raise BodyTooLarge
     return await receive_body(request.receive, limit)
 

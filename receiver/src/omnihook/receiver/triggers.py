@@ -109,8 +109,9 @@ def _is_scalar(value: Any) -> bool:
 
 
 def _text(value: Any) -> str:
-    # Rocket.Chat sends strings; JSON's lone surrogates (which Python's json accepts) become U+FFFD.
-    return storable_text(str(value))
+    # Rocket.Chat sends strings; others read as JavaScript's String() would ("false", "0"), and
+    # JSON's lone surrogates (which Python's json accepts) become U+FFFD.
+    return storable_text(json.dumps(value) if isinstance(value, bool) else str(value))
 
 
 def _contents(messages: Sequence[str]) -> list[dict[str, Any]]:

@@ -417,7 +417,9 @@ def _postgres_failure(config: StoreConfig, exc: Exception) -> StoreError:
         and (sqlstate.startswith(_PG_DATA) or sqlstate == _PG_TOO_LARGE)
     ):
         return StoreRejected(f"{where} refused the data: {message} (SQLSTATE {sqlstate})")
-    if isinstance(exc, psycopg.IntegrityError):
+    if isinstance(exc, psycopg.IntegrityError) or sqlstate in _PG_NOT_DATA:
+        # 22P05: a character the database's encoding cannot hold, a setting that fails only
+        # the writes that carry one: split from its batch, retried (503), not dropped.
         return StoreFailed(f"{where} failed a write: {message} (SQLSTATE {sqlstate})")
     if sqlstate == "42501":  # insufficient_privilege
         return StoreUnavailable(

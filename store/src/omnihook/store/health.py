@@ -29,8 +29,12 @@ class WriteProbe:
     """Checks that the store can write: ``connect`` (open and migrate it if it is not), then
     the write, both within ``timeout`` seconds. Concurrent checks share one probe; a success is
     remembered for ``max_age`` seconds (a load balancer polling often costs one write a second),
-    a failure is not (the next check probes again, so recovery shows at once). A probe that
-    overruns its deadline goes on in the background; the check does not wait for it."""
+    a failure is not (the next check probes again, so recovery shows at once).
+
+    A write that overruns its deadline goes on in the background, and the checks that follow
+    wait for that same write (each within its own deadline) rather than queue more writes
+    behind it, ahead of real deliveries.
+    """
 
     def __init__(
         self,
@@ -47,19 +51,22 @@ class WriteProbe:
         self._clock = clock
         self._succeeded_at: float | None = None
         self._running: asyncio.Future[None] | None = None
+        self._writing: asyncio.Future[None] | None = None
 
     async def check(self) -> None:
         """Return if the store can write now; raise :class:`StoreUnavailable` saying why not."""
         if self._succeeded_at is not None and self._clock() - self._succeeded_at < self.max_age:
             return
         if self._running is None or self._running.done():
-            self._running = asyncio.ensure_future(self._probe())
+            self._running = _observed(asyncio.ensure_future(self._probe()))
         await asyncio.shield(self._running)
 
     async def _probe(self) -> None:
         self._succeeded_at = None
+        if self._writing is None or self._writing.done():
+            self._writing = _observed(asyncio.ensure_future(self._attempt()))
         try:
-            await asyncio.wait_for(asyncio.shield(self._attempt()), self.timeout)
+            await asyncio.wait_for(asyncio.shield(self._writing), self.timeout)
         except TimeoutError:
             raise StoreUnavailable(
                 f"store {self.database.config.display}: opening it and writing did not finish "
@@ -77,6 +84,13 @@ class WriteProbe:
         if self._connect is not None:
             await self._connect()
         await self.database.run(_write)
+
+
+def _observed(future: asyncio.Future[None]) -> asyncio.Future[None]:
+    """``future``, its outcome read when it ends even if nobody awaits it any more (a probe that
+    outlived its callers: no "exception was never retrieved")."""
+    future.add_done_callback(lambda done: done.cancelled() or done.exception())
+    return future
 
 
 def _write(tx: Tx) -> None:

@@ -19,7 +19,7 @@ from .database import placeholders as _marks
 from .errors import one_item_may_be_at_fault
 from .keys import bounded_key
 from .leased import LeasedTable
-from .redaction import redact_error
+from .redaction import redact, redact_error
 
 __all__ = [
     "OUTBOX_STATUSES",
@@ -81,6 +81,10 @@ _COLUMNS = (
     "id, url, room_id, type, body, created_at, status, attempts, next_attempt_at, last_status, "
     "last_error, response_text, finished_at"
 )
+
+
+_KEPT_ERROR_TEXT = 4096
+"""Characters kept of a failed delivery's answer (a 200's answer is crmData: kept whole)."""
 
 
 class OutboxStore:
@@ -192,8 +196,9 @@ class OutboxStore:
         # Where the sender's outcomes are recorded: masked here, before the transaction (an
         # endpoint may echo our token back); a 200's text is crmData, kept exact.
         attempt = dataclasses.replace(attempt, error=redact_error(attempt.error))
-        if status != "done":
-            response_text = redact_error(response_text)
+        if status != "done" and response_text is not None:
+            # An error page can be megabytes: keep its start, masked, not the whole of it.
+            response_text = redact(response_text[:_KEPT_ERROR_TEXT])
         return await self._records.submit(
             _Outcome(entry, owner, attempt, status, next_attempt_at, response_text)
         )

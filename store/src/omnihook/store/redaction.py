@@ -43,35 +43,51 @@ MASK = "***"
 
 _MIN_SECRET = 4  # shorter values are not secrets worth masking everywhere they occur
 
-# What a credential looks like when nothing else says so: at least 8 characters with a digit, or
-# 20 long (so that "basic validation", "token: required" or "Password: too short" stay as they
-# are).
 _CREDENTIAL_CHARS = r"[A-Za-z0-9._~+/=:-]"
-_CREDENTIAL = re.compile(
-    rf"(?:(?={_CREDENTIAL_CHARS}*\d){_CREDENTIAL_CHARS}{{8,}}|{_CREDENTIAL_CHARS}{{20,}})$"
-)
-_SCHEME_WORDS = r"bearer|basic|digest|token|zoho-oauthtoken|oauth"
 _SCHEMES = re.compile(
+    # A credential after an authorization scheme: at least 8 characters with a digit, or 20 long
+    # (so that "basic validation" or "bearer of bad news" stay as they are).
     rf"(?i)\b(bearer|basic|digest|zoho-oauthtoken|oauth)(\s+)"
     rf"(?:(?={_CREDENTIAL_CHARS}*\d){_CREDENTIAL_CHARS}{{8,}}|{_CREDENTIAL_CHARS}{{20,}})"
 )
-# A name that says "secret" (a header, a JSON key, a form or query parameter), then its value.
-# Every pattern here starts only where a name or a scheme can start and looks a bounded way
-# ahead, so that its cost stays linear in the text (visitor text reaches log lines).
+# Header lines whose whole value is secret, however it is written (``Digest username="u",
+# response="…"``, several cookies): masked to the end of the line.
+_WHOLE_LINE = re.compile(
+    r"(?i)(?<![\w-])((?:proxy-)?authorization|(?:set-)?cookie)(\s*:\s*)(?![\s\"'\[])[^\r\n]+"
+)
+_QUOTED = r"""(?:"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')"""
+_SECRET_WORDS = (
+    r"token|secret|passw(?:or)?d|passphrase|pwd|api[-_]?key|private[-_]?key|access[-_]?key|"
+    r"authorization|cookie|signature|credential"
+)
+_SCHEME_WORDS = r"bearer|basic|digest|token|zoho-oauthtoken|oauth"
+# A name that says "secret" (a header, a JSON key, a form or query parameter; ``SECRET_KEY``,
+# ``X-Hub-Signature-256``), then its value. Every pattern here starts only where a name or a
+# scheme can start and looks a bounded way ahead, so its cost stays linear in the text
+# (visitor text reaches log lines).
 _NAMED = re.compile(
     rf"""(?ix)
     (?<![\w.-])
-    (?P<name>["']?[\w.-]{{0,64}}?(?:token|secret|passw(?:or)?d|api[-_]?key|authorization|cookie|
-        signature|credential)s?["']?\s*(?P<sep>[:=])\s*)
+    (?P<name>["']?[\w.-]{{0,64}}?(?:{_SECRET_WORDS})s?(?:[-_.]?(?:key|id|access[-_]?key|\d+)){{0,2}}
+        ["']?\s*(?P<sep>[:=])\s*)
     (?:
-        (?P<open>\[\s*)?(?P<quote>["'])(?P<quoted>[^"'\n]*)(?P=quote)
+        (?P<array>\[\s*{_QUOTED}(?:\s*,\s*{_QUOTED})*\s*\])
+      | (?P<quoted>{_QUOTED})
       | (?P<scheme>(?:{_SCHEME_WORDS})\s+)[^\s"',;&}}<>]+
       | (?P<bare>[^\s"',;&}}<>\]]+)
     )"""
 )
+# A cheap look before the patterns below (plain substring tests: a regular expression with
+# these alternatives costs more than all the rest): most log lines name no secret at all.
+_HINTS = ("token", "secret", "passw", "pwd", "key", "authoriz", "cookie", "signature",
+          "credential", "bearer", "basic", "digest", "oauth", "://")  # fmt: skip
+# What a bare ``name: value`` may be and still be prose, not a secret: a short word
+# ("token: required", "Password: too short") or a small number ("tokens: 3").
+_PROSE = re.compile(r"[A-Za-z]{1,12}|\d{1,6}")
 _QUERY = re.compile(r"(?i)([?&;](?:key|sig|code|auth|pass|pwd)=)[^&\s#\"'<>]+")
 _URL_CREDENTIALS = re.compile(
-    r"(?i)(?<![a-z0-9+.-])([a-z][a-z0-9+.-]{0,31}://[^/\s:@]{0,256}):[^/\s@]+@"
+    # Up to the last "@" of the authority: a password may hold one.
+    r"(?i)(?<![a-z0-9+.-])([a-z][a-z0-9+.-]{0,31}://[^/\s:@]{0,256}):[^/\s]*@"
 )
 _CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 _NAMED_CONTROLS = {"\n": "\\n", "\r": "\\r", "\x1b": "\\e"}
@@ -123,21 +139,31 @@ def redact(text: str) -> str:
     pattern = _SECRETS.pattern
     if pattern is not None:
         text = pattern.sub(MASK, text)
-    text = _URL_CREDENTIALS.sub(rf"\1:{MASK}@", text)
+    lowered = text.lower()
+    parameters = "=" in text and ("?" in text or "&" in text or ";" in text)
+    if not parameters and not any(hint in lowered for hint in _HINTS):
+        return text
+    if "://" in text:
+        text = _URL_CREDENTIALS.sub(rf"\1:{MASK}@", text)
+    text = _WHOLE_LINE.sub(rf"\1\2{MASK}", text)
     text = _SCHEMES.sub(rf"\1\2{MASK}", text)
     text = _NAMED.sub(_mask_named, text)
     return _QUERY.sub(rf"\1{MASK}", text)
 
 
 def _mask_named(match: re.Match[str]) -> str:
-    if match["quote"]:  # a quoted value is a value, whatever it looks like
-        return f"{match['name']}{match['open'] or ''}{match['quote']}{MASK}{match['quote']}"
-    if match["scheme"]:
-        return f"{match['name']}{MASK}"
-    bare = match["bare"]
-    if match["sep"] == "=" or _CREDENTIAL.match(bare):  # name=value is a parameter's value
-        return f"{match['name']}{MASK}"
-    return match.group()  # prose: "token: required", "Password: too short"
+    name = match["name"]
+    if match["array"]:  # every element of a list of values
+        quote = match["array"].lstrip("[ \t")[0]
+        return f"{name}[{quote}{MASK}{quote}]"
+    if match["quoted"]:  # a quoted value is a value, whatever it looks like
+        quote = match["quoted"][0]
+        return f"{name}{quote}{MASK}{quote}"
+    if match["scheme"] or match["sep"] == "=":  # name=value is a parameter's value
+        return f"{name}{MASK}"
+    if _PROSE.fullmatch(match["bare"]):
+        return match.group()  # prose: "token: required", "Password: too short", "tokens: 3"
+    return f"{name}{MASK}"
 
 
 def escape_controls(text: str) -> str:
