@@ -10,6 +10,9 @@ limit, uvicorn with zttp, Granian and Hypercorn, each under limits as close to
 - a 64 MiB header streamed in 1 MiB pieces while ``/healthz`` is asked on other connections;
 - a silent client, one trickling its head (a byte every 0.5 s), one whose body is shorter than
   its Content-Length, one trickling its body; each watched for ``PROBE_SECONDS``.
+
+Whole processes under load vary by several percent from turn to turn on a shared machine; the
+guarded protocol's own cost per request, without that noise, is ``python -m bench.edge_micro``.
 """
 
 from __future__ import annotations

@@ -2,20 +2,25 @@
 
 Oversized heads and chunked trailers get 431 (or a close) without slowing anyone else; clients
 too slow with their headers or their body get 408 at the deadline, but not for time the server
-itself held them up; idle connections close, whatever came before; clients that leave answers
-unread are cut; requests the parser cannot read get a JSON 400; 2,000 idle connections leave
-room for a normal request (through ``omnihook serve``).
+itself held them up; idle connections close, whatever came before; a body still coming after
+its answer, or after a refusal, is dropped up to 1 MiB only; a refused request pipelined behind
+others is answered after them; clients that leave answers unread are cut; requests the parser
+cannot read get a JSON 400, in one log line; 2,000 idle connections leave room for a normal
+request (through ``omnihook serve``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import json
+import logging
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -134,6 +139,17 @@ def read_response(sock: socket.socket) -> bytes:
     return raw
 
 
+def split_answers(raw: bytes) -> list[bytes]:
+    """Answers one after another, each with a ``Content-Length``."""
+    answers = []
+    while raw:
+        head, _, rest = raw.partition(b"\r\n\r\n")
+        length = int(parse(head)[1]["content-length"])
+        answers.append(head + b"\r\n\r\n" + rest[:length])
+        raw = rest[length:]
+    return answers
+
+
 def healthz_seconds(port: int) -> float:
     started = time.perf_counter()
     response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
@@ -148,6 +164,64 @@ def head_of(size: int, method: str = "GET", path: str = "/healthz", extra: bytes
     padding = size - len(start) - len(end)
     assert padding >= 0
     return start + b"p" * padding + end
+
+
+async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers the length of the body it read; ``/slow`` waits 1.3 s before it reads (longer
+    than the test's body deadlines; uvicorn reads nothing pipelined behind it meanwhile)."""
+    if scope["type"] != "http":
+        return
+    if scope["path"] == "/slow":
+        await asyncio.sleep(1.3)
+    body, more = b"", True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        body, more = body + message.get("body", b""), message.get("more_body", False)
+    answer = json.dumps({"got": len(body)}).encode()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", b"%d" % len(answer))]})  # fmt: skip
+    await send({"type": "http.response.body", "body": answer})
+
+
+def echo_server(limits: HttpLimits) -> UvicornThread:
+    config = server_config(echo_app, "127.0.0.1", free_port(), limits, log_level="warning",
+                           lifespan="off")  # fmt: skip
+    return UvicornThread(echo_app, config)
+
+
+def flood(sock: socket.socket, sent: list[int], up_to: int = 256 << 20) -> threading.Thread:
+    """Send bytes as fast as the server takes them, up to ``up_to``, from a thread (started)."""
+
+    def send() -> None:
+        chunk = b"a" * (64 << 10)
+        try:
+            while sent[0] < up_to:
+                sock.sendall(chunk)
+                sent[0] += len(chunk)
+        except OSError:
+            pass  # the server closed
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    return sender
+
+
+def wait_until_gone(server: UvicornThread, within: float = 10) -> float:
+    """Seconds until the server holds no connection (``within`` at most)."""
+    connections = server.server.server_state.connections
+    started = time.monotonic()
+    while connections and time.monotonic() - started < within:
+        time.sleep(0.01)
+    return time.monotonic() - started
+
+
+def edge_log(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """What uvicorn and the edge logged (the app's own loggers left out)."""
+    return [f"{record.levelname} {record.getMessage()}" for record in caplog.records
+            if record.name.startswith(("uvicorn", "omnihook.receiver.http"))]  # fmt: skip
 
 
 # Header size
@@ -209,6 +283,42 @@ def test_a_huge_header_is_cut_early_while_healthz_keeps_answering(
     assert not flooder.is_alive()
     assert slowest < 1.5  # unguarded: seconds; the margin is for a loaded machine
     assert sent[0] < 64 << 20  # refused long before its end
+
+
+def test_a_refused_client_that_keeps_sending_is_cut_after_a_mebibyte(
+    guarded: Callable[[HttpLimits], UvicornThread],
+) -> None:
+    """After a refusal the server drops what still comes for a second, but no more than 1 MiB."""
+    server = guarded(HttpLimits(max_header_bytes=4096))
+    sent = [0]
+    with connect(server.port) as sock:
+        sock.sendall(head_of(5000)[:-4])  # past the limit, never ending
+        assert parse(read_response(sock))[0] == 431
+        flooder = flood(sock, sent)
+        waited = wait_until_gone(server)
+        flooder.join(timeout=10)
+    assert waited < 0.8  # the second of lingering cut short
+    assert sent[0] < 32 << 20
+
+
+def test_a_refused_connection_leaves_no_timer_behind(
+    guarded: Callable[[HttpLimits], UvicornThread],
+) -> None:
+    """The linger and abort timers of a refusal are cancelled when the connection is lost: before,
+    they kept the closed protocol (and what it holds) alive for a second or ``send_timeout``."""
+    server = guarded(HttpLimits(max_header_bytes=4096, send_timeout=30))
+    with connect(server.port) as sock:
+        sock.sendall(head_of(5000)[:-4])
+        assert parse(read_response(sock))[0] == 431
+        (protocol,) = server.server.server_state.connections
+        watched = weakref.ref(protocol)
+        del protocol
+    assert wait_until_gone(server) < 3
+    deadline = time.monotonic() + 0.5  # the linger timer would hold it for 1 s
+    while watched() is not None and time.monotonic() < deadline:
+        gc.collect()
+        time.sleep(0.02)
+    assert watched() is None
 
 
 # Slow clients
@@ -273,8 +383,9 @@ def test_a_trickled_body_is_cut_at_the_body_deadline(
 
 
 def test_an_answer_given_before_the_body_ended_is_followed_by_a_close_not_a_408(
-    guarded: Callable[[HttpLimits], UvicornThread],
+    guarded: Callable[[HttpLimits], UvicornThread], caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="omnihook.receiver.http")
     server = guarded(FAST)
     with connect(server.port) as sock:  # no token: the app answers 401 without the body
         sock.sendall(b"POST /rocketchat HTTP/1.1\r\nHost: edge\r\nContent-Type: application/json\r\n"
@@ -286,6 +397,7 @@ def test_an_answer_given_before_the_body_ended_is_followed_by_a_close_not_a_408(
     assert status == 401
     assert b"HTTP/1.1" not in body  # one answer only
     assert 0.25 < waited < 3
+    assert not [line for line in edge_log(caplog) if "408" in line]  # none was sent
 
 
 def test_an_idle_keep_alive_connection_closes_without_an_answer(
@@ -301,6 +413,20 @@ def test_an_idle_keep_alive_connection_closes_without_an_answer(
         waited = time.monotonic() - started
     assert rest == b""
     assert 0.2 < waited < 3
+
+
+def test_the_limits_keep_alive_holds_when_the_protocol_is_named_to_uvicorn() -> None:
+    """uvicorn's ``timeout_keep_alive`` (60 s here) is not the protocol's: its limits are."""
+    app = create_app(Router(), tokens=[TOKEN])
+    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning",
+                            http=GuardedHttpToolsProtocol.with_limits(FAST), timeout_keep_alive=60)  # fmt: skip
+    with UvicornThread(app, config) as server, connect(server.port) as sock:
+        sock.settimeout(5)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: edge\r\n\r\n")
+        assert parse(read_response(sock))[0] == 200
+        started = time.monotonic()
+        assert read_until_closed(sock) == b""
+        assert time.monotonic() - started < 3
 
 
 def test_keep_alive_requests_each_get_their_own_head_deadline(
@@ -354,36 +480,106 @@ def test_a_connection_answered_before_its_body_ended_closes_once_idle(
         assert waited < 3  # keep-alive of 0.3 s; before, never closed
 
 
+EARLY_ANSWERED = {
+    "content-length": b"POST /rocketchat HTTP/1.1\r\nHost: edge\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 1073741824\r\n\r\n",  # 1 GiB declared, no token
+    "chunked": b"POST /rocketchat HTTP/1.1\r\nHost: edge\r\nContent-Type: application/json\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n40000000\r\n",  # a 1 GiB chunk, no token
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("framing", EARLY_ANSWERED)
+def test_a_body_left_after_an_early_answer_is_dropped_only_up_to_a_mebibyte(
+    guarded: Callable[[HttpLimits], UvicornThread], framing: str
+) -> None:
+    """Before, the server read and dropped the rest of the body until the body deadline."""
+    server = guarded(HttpLimits(body_timeout=30, body_gap_timeout=10))
+    sent = [0]
+    with connect(server.port) as sock:
+        sock.settimeout(5)
+        sock.sendall(EARLY_ANSWERED[framing])
+        assert parse(read_response(sock))[0] in (401, 413)  # the app's answer, before the body
+        flooder = flood(sock, sent)
+        waited = wait_until_gone(server)
+        flooder.join(timeout=10)
+    assert waited < 3
+    assert not flooder.is_alive()
+    assert sent[0] < 64 << 20  # a mebibyte, what the buffers between took, and no more
+
+
+def test_a_body_left_after_an_early_answer_within_the_budget_keeps_the_connection(
+    guarded: Callable[[HttpLimits], UvicornThread],
+) -> None:
+    server = guarded(HttpLimits(body_timeout=30, body_gap_timeout=10))
+    body = b" " * (512 << 10)
+    with connect(server.port) as sock:
+        sock.settimeout(5)
+        sock.sendall(b"POST /rocketchat HTTP/1.1\r\nHost: edge\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body))  # fmt: skip
+        assert parse(read_response(sock))[0] == 401
+        sock.sendall(body + b"GET /healthz HTTP/1.1\r\nHost: edge\r\n\r\n")
+        assert parse(read_response(sock))[0] == 200
+
+
 def test_a_pipelined_request_gets_its_whole_body_time_once_the_server_reads_it(
     guarded: Callable[[HttpLimits], UvicornThread],
 ) -> None:
     """The body clock of a request queued behind a slow answer stops while uvicorn does not read."""
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["path"] == "/slow":
-            await asyncio.sleep(1.3)  # longer than the body deadline, reading paused meanwhile
-        body, more = b"", True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body, more = body + message.get("body", b""), message.get("more_body", False)
-        answer = json.dumps({"got": len(body)}).encode()
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", b"%d" % len(answer))]})  # fmt: skip
-        await send({"type": "http.response.body", "body": answer})
-
-    limits = HttpLimits(body_timeout=1.0, body_gap_timeout=0.5)
-    config = server_config(app, "127.0.0.1", free_port(), limits, log_level="warning",
-                           lifespan="off")  # fmt: skip
-    with UvicornThread(app, config) as server, connect(server.port) as sock:
+    server = echo_server(HttpLimits(body_timeout=1.0, body_gap_timeout=0.5))
+    with server, connect(server.port) as sock:
         sock.sendall(b"GET /slow HTTP/1.1\r\nHost: edge\r\n\r\n"
                      b"POST /echo HTTP/1.1\r\nHost: edge\r\nContent-Length: 10\r\n\r\n01234")  # fmt: skip
         assert parse(read_response(sock))[0] == 200
         with trickling(sock, [bytes([byte]) for byte in b"56789"]):  # 0.25 s: well within 1 s
             status, _, body = parse(read_response(sock))
     assert (status, json.loads(body)) == (200, {"got": 10})
+
+
+PIPELINED_REFUSALS = {
+    "bad chunk size": (b"POST /echo HTTP/1.1\r\nHost: edge\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       b"zz\r\n", 400),
+    "trailer past the limit": (b"POST /echo HTTP/1.1\r\nHost: edge\r\nTransfer-Encoding: chunked\r\n\r\n"
+                               b"0\r\nX-Big: " + b"t" * 10_000, 431),
+    "garbled request line": (b"HELLO THERE\r\n\r\n", 400),
+    "head past the limit": (head_of(10_000)[:-4], 431),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("refused", PIPELINED_REFUSALS)
+def test_a_refused_pipelined_request_is_answered_after_the_answers_before_it(
+    caplog: pytest.LogCaptureFixture, refused: str
+) -> None:
+    """Before, the refusal went out first (the client took it for the answer to /slow) and the
+    late answer to /slow raised "Cannot call write() after write_eof()" in the app, or the
+    connection closed under the answers."""
+    request, status = PIPELINED_REFUSALS[refused]
+    server = echo_server(HttpLimits(max_header_bytes=4096, header_timeout=0.5, body_timeout=1.0,
+                                    body_gap_timeout=0.5))  # fmt: skip
+    with server, connect(server.port) as sock:
+        sock.sendall(b"GET /slow HTTP/1.1\r\nHost: edge\r\n\r\n"
+                     b"POST /echo HTTP/1.1\r\nHost: edge\r\nContent-Length: 3\r\n\r\nabc" + request)  # fmt: skip
+        first, second, refusal = split_answers(read_until_closed(sock))
+    assert (parse(first)[0], json.loads(parse(first)[2])) == (200, {"got": 0})
+    assert (parse(second)[0], json.loads(parse(second)[2])) == (200, {"got": 3})
+    json_error(refusal, status)
+    assert not [line for line in edge_log(caplog) if line.startswith(("ERROR", "CRITICAL"))]
+
+
+def test_a_client_waiting_for_100_continue_has_its_body_time_once_told_to_go_on() -> None:
+    """The body clocks stop until the app asks for the body (and "100 Continue" goes out)."""
+    server = echo_server(HttpLimits(body_timeout=1.0, body_gap_timeout=0.5))
+    with server, connect(server.port) as sock:
+        sock.sendall(b"POST /slow HTTP/1.1\r\nHost: edge\r\nExpect: 100-continue\r\n"
+                     b"Content-Length: 10\r\n\r\n")  # fmt: skip
+        started = time.monotonic()
+        interim = sock.recv(65536)
+        waited = time.monotonic() - started
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n", interim  # not a 408 at 0.5 s
+        sock.sendall(b"0123456789")
+        status, _, body = parse(read_response(sock))
+    assert (status, json.loads(body)) == (200, {"got": 10})
+    assert waited > 1.2
 
 
 async def big_answers(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -507,24 +703,32 @@ def test_many_tiny_chunks_and_a_small_trailer_are_not_refused(
          b"Transfer-Encoding: chunked\r\n\r\n", "Transfer-Encoding can't be present with Content-Length"),
         (b"HELLO THERE\r\n\r\n", "Invalid method encountered"),
         (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", "Invalid method encountered"),  # TLS
+        (b"CONNECT edge:443 HTTP/1.1\r\nHost: edge:443\r\n\r\n", "invalid url b'edge:443'"),
     ],
 )  # fmt: skip
-def test_a_malformed_request_gets_a_json_400(
-    guarded: Callable[[HttpLimits], UvicornThread], head: bytes, detail: str
+def test_a_malformed_request_gets_a_json_400_and_one_log_line(
+    guarded: Callable[[HttpLimits], UvicornThread],
+    caplog: pytest.LogCaptureFixture,
+    head: bytes,
+    detail: str,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="omnihook.receiver.http")
     server = guarded(FAST)
     with connect(server.port) as sock:
+        client = "{}:{}".format(*sock.getsockname())
         sock.sendall(head)
         document = json_error(read_until_closed(sock), 400)
     assert document == {"error": "bad_request", "detail": detail}
+    assert edge_log(caplog) == [f"INFO 400 to {client}: {detail}"]  # before, uvicorn's warning too
 
 
 # Upgrades
 
 
 def test_an_upgrade_request_is_answered_over_http_and_the_connection_closes(
-    guarded: Callable[[HttpLimits], UvicornThread],
+    guarded: Callable[[HttpLimits], UvicornThread], caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG, logger="omnihook.receiver.http")
     server = guarded(FAST)
     with connect(server.port) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: edge\r\nConnection: Upgrade\r\n"
@@ -536,6 +740,9 @@ def test_an_upgrade_request_is_answered_over_http_and_the_connection_closes(
     assert (status, json.loads(body)) == (200, {"status": "ok"})
     assert headers["connection"] == "close"  # the parser cannot read another request after it
     assert waited < 3
+    lines = edge_log(caplog)  # before, two warnings, one saying to install websockets
+    assert len(lines) == 1
+    assert lines[0].startswith("DEBUG "), lines
 
 
 def test_websockets_are_off_unless_asked_for() -> None:

@@ -13,8 +13,10 @@ request that never completes. This package runs uvicorn with a guarded protocol 
   and headers, or of chunk framing; headers within 10 s; a body within 30 s, never silent for
   10 s; idle keep-alive connections closed after 5 s; answers left unread cut after 10 s).
 - :class:`GuardedHttpToolsProtocol`: uvicorn's httptools protocol under those limits: 431 for a
-  head too large, 408 for a client too slow, 400 for a request it cannot parse, JSON bodies.
-  With your own uvicorn (websockets off: an upgraded connection leaves the limits)::
+  head too large, 408 for a client too slow, 400 for a request it cannot parse, JSON bodies,
+  each after the answers to the requests pipelined before it; at most 1 MiB more of a body
+  answered before it ended. With your own uvicorn (websockets off: an upgraded connection
+  leaves the limits; the idle keep-alive time is the limits', not ``--timeout-keep-alive``)::
 
       uvicorn myhooks:app --http omnihook.receiver.http:GuardedHttpToolsProtocol --ws none
 

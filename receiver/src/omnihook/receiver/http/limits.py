@@ -37,8 +37,9 @@ class HttpLimits:
     body_gap_timeout: float = 10.0
     """Longest silence, in seconds, between two pieces of a body."""
     keep_alive_timeout: float = 5.0
-    """Seconds an idle keep-alive connection stays open between requests (uvicorn's
-    ``timeout_keep_alive``)."""
+    """Seconds an idle keep-alive connection stays open between requests. The guarded protocol
+    keeps to this value, wherever it runs: uvicorn's own ``timeout_keep_alive``
+    (``--timeout-keep-alive``) does not apply to it."""
     backlog: int = 4096
     """Connections the kernel queues before the server accepts them (capped by the system's
     ``net.core.somaxconn``)."""

@@ -19,7 +19,9 @@ logger = logging.getLogger("omnihook.receiver.http")
 def _options(limits: HttpLimits, extra: dict[str, Any]) -> dict[str, Any]:
     options: dict[str, Any] = {
         "http": GuardedHttpToolsProtocol.with_limits(limits),
-        # uvicorn types it as int; it only hands it to loop.call_later, which takes any number.
+        # The guarded protocol keeps to limits.keep_alive_timeout itself; uvicorn's setting
+        # follows it for any other protocol named in uvicorn_options. uvicorn types it as int;
+        # it only hands it to loop.call_later, which takes any number.
         "timeout_keep_alive": cast(int, limits.keep_alive_timeout),
         "backlog": limits.backlog,
         # An upgraded connection leaves the guarded protocol (and its limits): a webhook
