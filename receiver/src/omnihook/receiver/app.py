@@ -99,8 +99,10 @@ def create_app(
     ``rocketchat`` (a :class:`~omnihook.receiver.RocketChatApi`) lets handlers answer in the chat
     with ``context.reply(text)``. A router with a ``@router.trigger`` handler is also served at
     ``trigger_path`` (default ``PATH/trigger``) for Livechat triggers, ``trigger_timeout`` seconds
-    per answer. ``GET /healthz`` answers ``{"status": "ok"}`` (503 when the store
-    is unreachable). Mount the result in FastAPI or Starlette with ``app.mount("/hooks", ...)``.
+    per answer. ``GET /healthz`` answers ``{"status": "ok"}``, with a store only if a write
+    succeeds within 3 s (else 503 and the kind of trouble; the cause is logged). Every ``POST``
+    endpoint refuses a token header sent twice, and HTTP/1.0 without a length. Mount the result
+    in FastAPI or Starlette with ``app.mount("/hooks", ...)``.
     """
     token_list = list(tokens or [])
     register_secret(*token_list)  # never in a recorded error or a log line

@@ -434,9 +434,7 @@ def _pg_cause(exc: Exception, sqlstate: str) -> str:
 
     if sqlstate == "53100":  # disk_full
         return "disk full"
-    if (
-        sqlstate == "25006"
-    ):  # read_only_sql_transaction (a standby, or default_transaction_read_only)
+    if sqlstate == "25006":  # read_only_sql_transaction: a standby, or read-only by default
         return "read-only"
     if sqlstate in ("55P03", "57014", "40P01"):  # lock_not_available, query_canceled, deadlock
         return "lock held"
