@@ -15,7 +15,14 @@ from omnihook.store import (
     MessageRecord,
     Store,
 )
-from omnihook.store.cli import format_time, print_details, print_table, run_with_store, store_option
+from omnihook.store.cli import (
+    format_time,
+    listing_options,
+    print_details,
+    print_table,
+    run_with_store,
+    store_option,
+)
 
 __all__ = ["contacts", "conversations"]
 
@@ -29,10 +36,7 @@ def contacts() -> None:
 @click.option(
     "--search", metavar="TEXT", help="Only contacts whose name, email or phone contains TEXT."
 )
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
-@click.option(
-    "--json", "as_json", is_flag=True, help="One JSON object per line instead of a table."
-)
+@listing_options
 @store_option
 def list_contacts(search: str | None, limit: int, as_json: bool, store_url: str) -> None:
     """The most recently seen contacts first."""
@@ -76,10 +80,7 @@ def conversations() -> None:
     metavar="TEXT",
     help="Only conversations whose room id, contact name or email contains TEXT.",
 )
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
-@click.option(
-    "--json", "as_json", is_flag=True, help="One JSON object per line instead of a table."
-)
+@listing_options
 @store_option
 def list_conversations(
     status: str | None, search: str | None, limit: int, as_json: bool, store_url: str

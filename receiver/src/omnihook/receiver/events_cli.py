@@ -12,6 +12,7 @@ from rich.console import Console
 from omnihook.store import EVENT_STATUSES, EventStatus, Store, StoredEvent
 from omnihook.store.cli import (
     format_time,
+    listing_options,
     print_details,
     print_listing,
     print_payload,
@@ -33,10 +34,7 @@ def events() -> None:
 @events.command("list")
 @click.option("--status", type=click.Choice(EVENT_STATUSES), help="Only events in this state.")
 @click.option("--room", "room_id", metavar="ID", help="Only events of this room.")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
-@click.option(
-    "--json", "as_json", is_flag=True, help="One JSON object per line instead of a table."
-)
+@listing_options
 @store_option
 def list_events(
     status: EventStatus | None, room_id: str | None, limit: int, as_json: bool, store_url: str

@@ -12,6 +12,7 @@ from rich.console import Console
 from omnihook.store import OUTBOX_STATUSES, OutboxAttempt, OutboxEntry, OutboxStatus, Store
 from omnihook.store.cli import (
     format_time,
+    listing_options,
     print_details,
     print_listing,
     print_payload,
@@ -35,10 +36,7 @@ def outbox() -> None:
 @outbox.command("list")
 @click.option("--status", type=click.Choice(OUTBOX_STATUSES), help="Only deliveries in this state.")
 @click.option("--room", "room_id", metavar="ID", help="Only deliveries of this room.")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
-@click.option(
-    "--json", "as_json", is_flag=True, help="One JSON object per line instead of a table."
-)
+@listing_options
 @store_option
 def list_entries(
     status: OutboxStatus | None, room_id: str | None, limit: int, as_json: bool, store_url: str

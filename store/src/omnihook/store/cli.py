@@ -21,6 +21,7 @@ from .redaction import MASK
 
 __all__ = [
     "format_time",
+    "listing_options",
     "print_details",
     "print_listing",
     "print_payload",
@@ -34,6 +35,14 @@ __all__ = [
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 Row = TypeVar("Row")
+
+
+def listing_options(func: F) -> F:
+    """``--limit N`` (50) and ``--json`` (one object per line): what every ``list`` command takes."""
+    func = click.option(
+        "--json", "as_json", is_flag=True, help="One JSON object per line instead of a table."
+    )(func)
+    return click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))(func)
 
 
 def store_option(func: F) -> F:
