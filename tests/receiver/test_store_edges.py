@@ -140,6 +140,7 @@ async def test_a_huge_room_id_among_63_valid_deliveries_at_once_all_get_200(stor
             for n in range(64):
                 document = samples.sample("visitor-message")
                 document["messages"][0]["msg"] = f"message {n}"
+                document["messages"][0]["_id"] = f"m{n}"  # 64 messages, not one 64 times
                 document["_id"] = "r" * 200_000 if n == 17 else f"room-{n % 8}"
                 documents.append(document)
             async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:

@@ -28,6 +28,7 @@ from .events import (
     UnknownEvent,
     WireEvent,
 )
+from .identity import event_identity
 from .parsing import ContractError, Problem, format_path, parse_event, unknown_fields
 from .parts import (
     Agent,
@@ -93,6 +94,7 @@ __all__ = [
     "WireModel",
     "check_payload",
     "encode_json",
+    "event_identity",
     "format_date",
     "format_path",
     "json_schema",

@@ -13,7 +13,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
@@ -24,9 +23,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from omnihook.contracts import AnyEvent, ContractError, RoomEvent, parse_event
+from omnihook.contracts import AnyEvent, ContractError, parse_event
 from omnihook.store import (
-    NewEvent,
     Store,
     StoreError,
     StoreRejected,
@@ -35,6 +33,7 @@ from omnihook.store import (
     storable_text,
 )
 
+from .delivery import previous_crm_data, stored_delivery
 from .request_body import (
     BodyTooLarge,
     body_too_large,
@@ -290,15 +289,7 @@ class _WebhookEndpoint:
 
     async def _store(self, event: AnyEvent, body: bytes) -> Response:
         assert self.store is not None
-        previous = _previous_crm_data(event)
-        new_event = NewEvent(
-            dedup_key=hashlib.sha256(body).hexdigest(),
-            room_id=event.room_id,
-            type=event.type,
-            body=body,
-            received_at=time.time(),
-            previous_crm_data=previous if isinstance(previous, dict) else None,
-        )
+        new_event = stored_delivery(event, body)
         try:
             await self.store.connect()
             accepted = await self.store.events.accept(new_event)
@@ -399,15 +390,11 @@ class _WebhookEndpoint:
         )
 
 
-def _previous_crm_data(event: AnyEvent) -> Any:
-    return event.parsed_crm_data() if isinstance(event, RoomEvent) else None
-
-
 def _accepted(event: AnyEvent, handler_results: dict[str, Any]) -> Response:
     # Rocket.Chat replaces the room's crmData with every 200 body. Start from what it sent us, so
     # ids stored by an earlier answer survive events whose handlers return nothing.
     body: dict[str, Any] = {}
-    previous = _previous_crm_data(event)
+    previous = previous_crm_data(event)
     if isinstance(previous, Mapping):
         body.update(previous)
     body.update(handler_results)

@@ -9,7 +9,14 @@ from typing import Any
 import click
 from rich.console import Console
 
-from omnihook.store import EVENT_STATUSES, EventStatus, Store, StoredEvent
+from omnihook.store import (
+    EVENT_SOURCES,
+    EVENT_STATUSES,
+    EventSource,
+    EventStatus,
+    Store,
+    StoredEvent,
+)
 from omnihook.store.cli import (
     format_time,
     listing_options,
@@ -34,16 +41,26 @@ def events() -> None:
 @events.command("list")
 @click.option("--status", type=click.Choice(EVENT_STATUSES), help="Only events in this state.")
 @click.option("--room", "room_id", metavar="ID", help="Only events of this room.")
+@click.option(
+    "--source",
+    type=click.Choice(EVENT_SOURCES),
+    help="Only events Rocket.Chat posted (webhook) or reconcile rebuilt (reconcile).",
+)
 @listing_options
 @store_option
 def list_events(
-    status: EventStatus | None, room_id: str | None, limit: int, as_json: bool, store_url: str
+    status: EventStatus | None,
+    room_id: str | None,
+    source: EventSource | None,
+    limit: int,
+    as_json: bool,
+    store_url: str,
 ) -> None:
-    """The newest events first, with their state and last error."""
+    """The newest events first, with their state and last error; rebuilt ones are marked."""
 
     async def work(store: Store) -> tuple[list[StoredEvent], dict[str, int]]:
         return await store.events.find(
-            status=status, room_id=room_id, limit=limit
+            status=status, room_id=room_id, limit=limit, source=source
         ), await store.events.counts()
 
     found, counts = run_with_store(store_url, work)
@@ -58,7 +75,7 @@ def _row(event: StoredEvent) -> tuple[str, ...]:
     return (
         str(event.id),
         format_time(event.received_at),
-        event.type,
+        event.type + (" (rebuilt)" if event.source == "reconcile" else ""),
         event.room_id or "-",
         event.status + (" (stale)" if event.stale else ""),
         str(event.attempts),
@@ -78,6 +95,8 @@ def _summary(event: StoredEvent) -> dict[str, Any]:
         "stale": event.stale,
         "last_error": event.last_error,
         "dedup_key": event.dedup_key,
+        "identity": event.identity,
+        "source": event.source,
     }
 
 
@@ -109,6 +128,8 @@ def show_event(event_id: int, show_secrets: bool, store_url: str) -> None:
         ("handlers done", ", ".join(event.handlers_done) or "-"),
         ("answered", event.answer),
         ("dedup key", event.dedup_key),
+        ("identity", event.identity or "- (only its bytes)"),
+        ("source", "rebuilt by reconcile" if event.source == "reconcile" else "webhook"),
         ("last error", event.last_error or "-"),
     ])  # fmt: skip
     print_payload(console, event.body or b"", show_secrets=show_secrets)

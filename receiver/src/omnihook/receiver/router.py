@@ -62,6 +62,9 @@ class HandlerContext:
     """SHA-256 of the body: the same for every delivery of the same event. Pass it to your CRM as
     an idempotency key (with your handler's name) to make a rare repeat harmless."""
     room_id: str | None = None
+    source: str = "webhook"
+    """Where the event came from: ``"webhook"`` (Rocket.Chat posted it) or ``"reconcile"``
+    (rebuilt from Rocket.Chat's REST API because its webhook never arrived)."""
     handler: str = ""
     """The name of the handler running now (the router sets it)."""
     replier: Replier | None = None

@@ -147,6 +147,7 @@ class Worker(ClaimLoop[ClaimedEvent]):
             event_id=claimed.id,
             dedup_key=claimed.dedup_key,
             room_id=claimed.room_id,
+            source=claimed.source,
             replier=self.rocketchat,
         )
         outcome = await self.router.run(

@@ -23,10 +23,12 @@ from .database import (
 )
 from .errors import SchemaTooNew, StoreError, StoreFailed, StoreRejected, StoreUnavailable
 from .events import (
+    EVENT_SOURCES,
     EVENT_STATUSES,
     Accepted,
     AttemptRecord,
     ClaimedEvent,
+    EventSource,
     EventStatus,
     EventStore,
     Finish,
@@ -67,6 +69,7 @@ from .sqlcrm import (
 __all__ = [
     "DEFAULT_PROBE_TIMEOUT",
     "DEFAULT_STORE_URL",
+    "EVENT_SOURCES",
     "EVENT_STATUSES",
     "MASK",
     "MAX_KEY_CHARS",
@@ -83,6 +86,7 @@ __all__ = [
     "ConversationRow",
     "CrmLinks",
     "Database",
+    "EventSource",
     "EventStatus",
     "EventStore",
     "Finish",

@@ -23,10 +23,12 @@ from .leased import LeasedTable
 from .redaction import redact_error
 
 __all__ = [
+    "EVENT_SOURCES",
     "EVENT_STATUSES",
     "Accepted",
     "AttemptRecord",
     "ClaimedEvent",
+    "EventSource",
     "EventStatus",
     "EventStore",
     "Finish",
@@ -37,6 +39,9 @@ __all__ = [
 ]
 
 EventStatus = Literal["pending", "processing", "failed", "dead", "done"]
+EventSource = Literal["webhook", "reconcile"]
+"""Where an event came from: Rocket.Chat posted it, or reconcile rebuilt it from the REST API."""
+EVENT_SOURCES: tuple[EventSource, ...] = ("webhook", "reconcile")
 EVENT_STATUSES: tuple[EventStatus, ...] = ("pending", "processing", "failed", "dead", "done")
 
 _ACTIVE = "('pending', 'processing', 'failed')"
@@ -54,6 +59,10 @@ class NewEvent:
     received_at: float
     previous_crm_data: dict[str, Any] | None = None
     """The crmData object Rocket.Chat sent along (the answer starts from it)."""
+    identity: str | None = None
+    """What the event is, beside its bytes (:func:`omnihook.contracts.event_identity`): a
+    delivery with the identity of a stored event is a duplicate of it."""
+    source: EventSource = "webhook"
 
 
 @dataclass(frozen=True)
@@ -89,6 +98,7 @@ class ClaimedEvent:
     """Attempts finished before this one."""
     handlers_done: frozenset[str]
     room: RoomState | None
+    source: EventSource = "webhook"
 
 
 @dataclass(frozen=True)
@@ -126,6 +136,8 @@ class StoredEvent:
     last_error: str | None
     finished_at: float | None
     body: bytes | None = None
+    identity: str | None = None
+    source: EventSource = "webhook"
 
 
 @dataclass(frozen=True)
@@ -151,7 +163,7 @@ class ReplayResult:
 
 _COLUMNS = (
     "id, dedup_key, room_id, type, received_at, status, attempts, next_attempt_at, lease_owner, "
-    "answer, handlers_done, stale, last_error, finished_at"
+    "answer, handlers_done, stale, last_error, finished_at, identity, source"
 )
 
 
@@ -185,9 +197,9 @@ class EventStore:
         :class:`StoreRejected` when the database refuses this delivery's data (the other
         deliveries committed with it are not affected).
         """
-        room_id = bounded_key(event.room_id)
-        if room_id is not event.room_id:
-            event = dataclasses.replace(event, room_id=room_id)
+        room_id, identity = bounded_key(event.room_id), bounded_key(event.identity)
+        if room_id is not event.room_id or identity is not event.identity:
+            event = dataclasses.replace(event, room_id=room_id, identity=identity)
         return await self._accepts.submit(event)
 
     async def _accept_batch(self, batch: list[NewEvent]) -> list[Accepted]:
@@ -254,9 +266,13 @@ class EventStore:
         status: EventStatus | None = None,
         room_id: str | None = None,
         limit: int = 50,
+        source: EventSource | None = None,
     ) -> list[StoredEvent]:
-        """The newest events first, optionally of one status and/or one room."""
+        """The newest events first, optionally of one status, one room and/or one source."""
         where, params = LeasedTable.filters(status, room_id)
+        if source is not None:
+            where = f"{where} AND source = ?" if where else "WHERE source = ?"
+            params.append(source)
 
         def work(tx: Tx) -> list[StoredEvent]:
             rows = tx.execute(
@@ -291,45 +307,63 @@ class EventStore:
 
 
 def _accept_in(tx: Tx, batch: list[NewEvent]) -> list[Accepted]:
-    first_by_key: dict[str, NewEvent] = {}
+    # One stored event per distinct body and per identity; the first of the batch wins.
+    first: dict[str, NewEvent] = {}
+    key_of_identity: dict[str, str] = {}
     for event in batch:
-        first_by_key.setdefault(event.dedup_key, event)
-    unique = list(first_by_key.values())
+        if event.dedup_key in first or (event.identity and event.identity in key_of_identity):
+            continue
+        first[event.dedup_key] = event
+        if event.identity:
+            key_of_identity[event.identity] = event.dedup_key
+    unique = list(first.values())
     rooms = _rooms_in(tx, {e.room_id for e in unique if e.room_id is not None})
     answers = {e.dedup_key: _answer(e, rooms.get(e.room_id or "")) for e in unique}
 
     columns = (
-        "(dedup_key, room_key, room_id, type, body, received_at, status, next_attempt_at, answer)"
+        "(dedup_key, room_key, room_id, type, body, received_at, status, next_attempt_at, answer, "
+        "identity, source)"
     )
     values: list[Any] = []
     for e in unique:
         room_key = e.room_id if e.room_id is not None else f"#{e.dedup_key}"
         values += [e.dedup_key, room_key, e.room_id, e.type, e.body, e.received_at, "pending",
-                   e.received_at, answers[e.dedup_key]]  # fmt: skip
+                   e.received_at, answers[e.dedup_key], e.identity, e.source]  # fmt: skip
     rows = tx.execute(
         f"INSERT INTO events {columns} VALUES "
-        + ", ".join("(?, ?, ?, ?, ?, ?, ?, ?, ?)" for _ in unique)
-        + " ON CONFLICT (dedup_key) DO NOTHING RETURNING dedup_key, id",
+        + ", ".join("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" for _ in unique)
+        # Any unique key: the same bytes (dedup_key) or the same event (identity) stored before.
+        + " ON CONFLICT DO NOTHING RETURNING dedup_key, id",
         values,
     ).fetchall()
     inserted = {str(key): int(event_id) for key, event_id in rows}
-    existing: dict[str, tuple[int, str]] = {}
-    missing = [key for key in first_by_key if key not in inserted]
-    if missing:
+    stored_by_key: dict[str, tuple[int, str]] = {}
+    stored_by_identity: dict[str, tuple[int, str]] = {}
+    keys = [e.dedup_key for e in batch if e.dedup_key not in inserted]
+    identities = [e.identity for e in batch if e.dedup_key not in inserted and e.identity]
+    if keys:
         found = tx.execute(
-            f"SELECT dedup_key, id, answer FROM events WHERE dedup_key IN ({_marks(missing)})",
-            missing,
+            "SELECT dedup_key, identity, id, answer FROM events "
+            f"WHERE dedup_key IN ({_marks(keys)})"
+            + (f" OR identity IN ({_marks(identities)})" if identities else ""),
+            [*keys, *identities],
         ).fetchall()
-        existing = {str(key): (int(event_id), str(answer)) for key, event_id, answer in found}
+        for key, identity, event_id, answer in found:
+            stored_by_key[str(key)] = (int(event_id), str(answer))
+            if identity is not None:
+                stored_by_identity[str(identity)] = (int(event_id), str(answer))
 
     results: list[Accepted] = []
     seen: set[str] = set()
     for event in batch:
         key = event.dedup_key
+        twin = key_of_identity.get(event.identity or "")  # the batch's first with its identity
         if key in inserted:
             results.append(Accepted(inserted[key], answers[key], duplicate=key in seen))
+        elif twin is not None and twin != key and twin in inserted:
+            results.append(Accepted(inserted[twin], answers[twin], duplicate=True))
         else:
-            event_id, answer = existing[key]
+            event_id, answer = stored_by_key.get(key) or stored_by_identity[event.identity or ""]
             results.append(Accepted(event_id, answer, duplicate=True))
         seen.add(key)
     return results
@@ -383,7 +417,7 @@ def _claim_in(
         (worker, lease_until, *ids),
     )
     claimed = tx.execute(
-        "SELECT id, dedup_key, room_id, type, body, received_at, attempts, handlers_done "
+        "SELECT id, dedup_key, room_id, type, body, received_at, attempts, handlers_done, source "
         f"FROM events WHERE id IN ({_marks(ids)}) ORDER BY id",
         ids,
     ).fetchall()
@@ -399,8 +433,9 @@ def _claim_in(
             attempts=int(attempts),
             handlers_done=frozenset(json.loads(done)),
             room=rooms.get(room_id) if room_id is not None else None,
+            source=source,
         )
-        for event_id, key, room_id, event_type, body, received_at, attempts, done in claimed
+        for event_id, key, room_id, event_type, body, received_at, attempts, done, source in claimed
     ]
 
 
@@ -501,7 +536,7 @@ def _replay_in(tx: Tx, ids: list[int] | None, now: float, all_handlers: bool) ->
 
 def _stored(row: tuple[Any, ...]) -> StoredEvent:
     (event_id, key, room_id, event_type, received_at, status, attempts, next_at, owner, answer,
-     done, stale, error, finished_at, *body) = row  # fmt: skip
+     done, stale, error, finished_at, identity, source, *body) = row  # fmt: skip
     return StoredEvent(
         id=int(event_id),
         dedup_key=str(key),
@@ -518,4 +553,6 @@ def _stored(row: tuple[Any, ...]) -> StoredEvent:
         last_error=redact_error(error),
         finished_at=finished_at,
         body=bytes(body[0]) if body else None,
+        identity=identity,
+        source=source,
     )

@@ -214,6 +214,20 @@ _STEPS += (
     ),
 )
 
+_STEPS += (
+    _Step(
+        5,
+        (
+            # What the event is, beside its bytes (omnihook.contracts.event_identity): a rebuilt
+            # event and a late real delivery of the same thing are one event. And where it came
+            # from: 'webhook' (Rocket.Chat posted it) or 'reconcile' (rebuilt from its REST API).
+            "ALTER TABLE events ADD COLUMN identity TEXT",
+            "ALTER TABLE events ADD COLUMN source TEXT NOT NULL DEFAULT 'webhook'",
+            "CREATE UNIQUE INDEX events_identity ON events (identity) WHERE identity IS NOT NULL",
+        ),
+    ),
+)
+
 SCHEMA_VERSION = _STEPS[-1].version
 """The schema version this omnihook writes."""
 

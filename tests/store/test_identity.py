@@ -1,0 +1,70 @@
+"""One event, whatever its bytes: a delivery with the identity of a stored event is a duplicate of
+it, whichever came first (a rebuilt event, a late real delivery); and where each came from."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+
+import pytest
+
+from omnihook.store import EventSource, NewEvent, Store
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[Store]:
+    async with Store.open(store_url) as store:
+        yield store
+
+
+def new(
+    body: str,
+    identity: str | None,
+    source: EventSource = "webhook",
+    crm: dict[str, str] | None = None,
+) -> NewEvent:
+    raw = body.encode()
+    return NewEvent(hashlib.sha256(raw).hexdigest(), "R1", "LivechatSession", raw, 100.0,
+                    previous_crm_data=crm, identity=identity, source=source)  # fmt: skip
+
+
+async def test_a_rebuilt_event_after_the_real_one_is_a_duplicate(store: Store) -> None:
+    real = await store.events.accept(new('{"real":1}', "close:R1:t", crm={"id": "c-1"}))
+    rebuilt = await store.events.accept(new('{"rebuilt":1}', "close:R1:t", "reconcile"))
+    assert not real.duplicate
+    assert rebuilt.duplicate
+    assert (rebuilt.event_id, rebuilt.answer) == (real.event_id, real.answer)
+    [stored] = await store.events.find()
+    assert (stored.source, stored.identity) == ("webhook", "close:R1:t")
+
+
+async def test_a_late_real_delivery_after_its_rebuild_is_a_duplicate(store: Store) -> None:
+    rebuilt = await store.events.accept(new('{"rebuilt":1}', "close:R1:t", "reconcile"))
+    late = await store.events.accept(new('{"real":1}', "close:R1:t"))
+    assert late.duplicate
+    assert late.event_id == rebuilt.event_id
+    [stored] = await store.events.find(source="reconcile")
+    assert stored.id == rebuilt.event_id
+    assert await store.events.find(source="webhook") == []
+    [claimed] = await store.events.claim("w", 5, 30, now=2e9)
+    assert claimed.source == "reconcile"  # handlers can tell (context.source)
+
+
+async def test_the_same_event_twice_in_one_batch_is_stored_once(store: Store) -> None:
+    deliveries = [new(f'{{"bytes":{n}}}', "message:R1:m1:t") for n in range(20)]
+    deliveries += [new(f'{{"other":{n}}}', f"message:R1:m{n + 2}:t") for n in range(20)]
+    results = await asyncio.gather(*(store.events.accept(d) for d in deliveries))
+    same = {r.event_id for r in results[:20]}
+    assert len(same) == 1
+    assert sum(not r.duplicate for r in results[:20]) == 1
+    assert len({r.event_id for r in results[20:]}) == 20
+    assert len(await store.events.find(limit=100)) == 21
+
+
+async def test_events_without_an_identity_never_merge(store: Store) -> None:
+    first = await store.events.accept(new('{"edit":1}', None))
+    second = await store.events.accept(new('{"edit":2}', None))
+    again = await store.events.accept(new('{"edit":1}', None))
+    assert first.event_id != second.event_id
+    assert (again.event_id, again.duplicate) == (first.event_id, True)  # same bytes still dedup
