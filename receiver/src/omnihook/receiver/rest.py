@@ -1,16 +1,33 @@
-"""Talking back into a chat: Rocket.Chat's REST API as a bot or agent user.
+"""Rocket.Chat's REST API as a bot user: replies into a chat, and what reconciling reads.
 
-A webhook's answer cannot reach the visitor (Rocket.Chat stores it as crmData), so replies go
-through ``POST /api/v1/chat.sendMessage`` with ``X-User-Id`` and ``X-Auth-Token``. Each reply
-carries a message ``_id`` derived from the event, the handler and the reply's number, so a
-handler that runs again after a failure does not post its replies twice: Rocket.Chat refuses the
-same ``_id``, and that refusal counts as "already sent".
+Every call carries ``X-User-Id`` and ``X-Auth-Token`` (a bot's personal access token).
+
+Replies go through ``POST /api/v1/chat.sendMessage``. Each carries a message ``_id`` derived from
+the event, the handler and the reply's number, so a handler that runs again after a failure does
+not post its replies twice: Rocket.Chat refuses the same ``_id``, and that refusal counts as
+"already sent".
+
+Reconcile reads the Omnichannel rooms of a time window, their messages, visitors and agents, and
+the webhook settings (see ``docs/reference/rocketchat-rest-api.md`` for the endpoints and where
+Rocket.Chat's source defines them). Failures say what to do:
+
+- 401: the user id or token is wrong (:class:`RocketChatRefused`);
+- 403: the bot lacks a permission: the error names it (:class:`RocketChatRefused`);
+- 429: Rocket.Chat's rate limiter; the call waits until ``X-RateLimit-Reset`` and tries again
+  (grant the bot ``api-bypass-rate-limit``: the default limit is 10 calls a minute per endpoint);
+- unreachable, 5xx: :class:`RocketChatUnavailable` after a few tries (report, try later: never
+  guessed around).
+
+>>> api = RocketChatApi("https://chat.example.com", user_id, token)          # doctest: +SKIP
+>>> rooms = await api.livechat_rooms(created={"start": "2026-01-01T00:00:00.000Z"})  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import json
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import httpx
@@ -19,7 +36,27 @@ from omnihook.store import backoff_delay, register_secret
 
 from .router import PermanentError
 
-__all__ = ["ReplyError", "ReplyRefused", "RocketChatApi"]
+__all__ = [
+    "PERMISSIONS",
+    "ReplyError",
+    "ReplyRefused",
+    "RocketChatApi",
+    "RocketChatError",
+    "RocketChatRefused",
+    "RocketChatUnavailable",
+]
+
+PERMISSIONS: tuple[tuple[str, str], ...] = (
+    ("livechat/rooms", "view-livechat-rooms"),
+    ("settings/", "view-privileged-setting"),
+    ("users.info", "view-full-other-user-info"),
+    ("livechat/", "view-l-room"),  # a room's messages, its visitor, the pages visited
+    ("chat.syncMessages", "view-l-room"),
+)
+"""The permission each endpoint needs (the first prefix that matches), named in a 403's error."""
+
+_PAGE = 100  # Rocket.Chat caps count at 100
+_MAX_RATE_WAIT = 120.0
 
 
 class ReplyError(Exception):
@@ -30,8 +67,20 @@ class ReplyRefused(ReplyError, PermanentError):
     """Rocket.Chat refused the reply itself (credentials, room, permission): fix, then replay."""
 
 
+class RocketChatError(Exception):
+    """A read from Rocket.Chat's REST API failed."""
+
+
+class RocketChatRefused(RocketChatError):
+    """Rocket.Chat refused the bot: wrong credentials, or a permission it lacks (named)."""
+
+
+class RocketChatUnavailable(RocketChatError):
+    """Rocket.Chat cannot be reached, or failed on its side: try again later."""
+
+
 class RocketChatApi:
-    """Posts messages into rooms as the user ``user_id`` (a bot or an agent)."""
+    """Rocket.Chat's REST API as the user ``user_id`` (a bot or an agent)."""
 
     def __init__(
         self,
@@ -43,12 +92,13 @@ class RocketChatApi:
         attempts: int = 3,
         delay: float = 0.5,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"the Rocket.Chat URL must be http:// or https://, got {url!r}")
         if not user_id or not auth_token:
             raise ValueError(
-                "replying needs a Rocket.Chat user id and auth token (a bot's personal access token)"
+                "the Rocket.Chat API needs a user id and auth token (a bot's personal access token)"
             )
         register_secret(auth_token)  # never in a recorded error or a log line
         self.url = url.rstrip("/")
@@ -61,7 +111,10 @@ class RocketChatApi:
         self._attempts = max(1, attempts)
         self._delay = delay
         self._sleep = sleep
+        self._clock = clock
         self._client: httpx.AsyncClient | None = None
+
+    # -- replies -------------------------------------------------------------------------------
 
     async def send_message(
         self, room_id: str, text: str, message_id: str | None = None
@@ -84,7 +137,7 @@ class RocketChatApi:
                 answer = _json(response)
                 if response.status_code == 200 and answer.get("success") is not False:
                     return dict(answer.get("message") or {})
-                reason = str(answer.get("error") or answer.get("message") or response.text[:300])
+                reason = _reason(answer, response)
                 if message_id and _already_exists(reason):
                     return {}
                 if response.status_code == 401:
@@ -99,6 +152,140 @@ class RocketChatApi:
             await self._sleep(backoff_delay(self._delay, 2.0, attempt))
         raise AssertionError("unreachable")
 
+    # -- what reconciling reads ----------------------------------------------------------------
+
+    async def livechat_rooms(
+        self,
+        *,
+        created: Mapping[str, str] | None = None,
+        closed: Mapping[str, str] | None = None,
+        state: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Every Omnichannel room matching the filters, oldest first, all pages.
+
+        ``created``/``closed`` are ``{"start": ISO, "end": ISO}`` (either key may be left out);
+        ``state`` is ``"open"`` (served, not on hold), ``"queued"`` or ``"onhold"``.
+        """
+        params: dict[str, str] = {"sort": json.dumps({"ts": 1})}
+        if created:
+            params["createdAt"] = json.dumps(dict(created))
+        if closed:
+            params["closedAt"] = json.dumps(dict(closed))
+        if state is not None:
+            params[state] = "true"
+        return await self._pages("livechat/rooms", params, "rooms")
+
+    async def room_messages(self, room_id: str) -> list[dict[str, Any]]:
+        """A livechat room's messages, oldest first, all pages (``livechat/:rid/messages``:
+        chat messages, the closing message and hidden edit copies; no other system messages)."""
+        params = {"sort": json.dumps({"ts": 1})}
+        return await self._pages(f"livechat/{room_id}/messages", params, "messages")
+
+    async def system_messages(self, room_id: str) -> list[dict[str, Any]]:
+        """Every message of a room, system messages included (takes, transfers), oldest first
+        (``chat.syncMessages`` since the epoch)."""
+        answer = await self.get(
+            "chat.syncMessages", {"roomId": room_id, "lastUpdate": "1970-01-01T00:00:00.000Z"}
+        )
+        result = answer.get("result") or {}
+        updated = result.get("updated") if isinstance(result, dict) else None
+        messages = [m for m in updated or [] if isinstance(m, dict)]
+        return sorted(messages, key=lambda message: str(message.get("ts", "")))
+
+    async def pages_visited(self, room_id: str) -> list[dict[str, Any]]:
+        """The visitor's navigation messages in a room, all pages."""
+        return await self._pages(f"livechat/visitors.pagesVisited/{room_id}", {}, "pages")
+
+    async def visitor(self, visitor_id: str) -> dict[str, Any] | None:
+        """A visitor's record, or ``None`` when Rocket.Chat no longer has it."""
+        try:
+            answer = await self.get("livechat/visitors.info", {"visitorId": visitor_id})
+        except _NotFound:
+            return None
+        visitor = answer.get("visitor")
+        return dict(visitor) if isinstance(visitor, dict) else None
+
+    async def user(self, user_id: str) -> dict[str, Any] | None:
+        """A user's record (an agent: name, emails, custom fields), or ``None`` when gone."""
+        try:
+            answer = await self.get("users.info", {"userId": user_id})
+        except _NotFound:
+            return None
+        user = answer.get("user")
+        return dict(user) if isinstance(user, dict) else None
+
+    async def setting(self, setting_id: str) -> Any:
+        """A setting's value (needs ``view-privileged-setting`` for the Livechat ones)."""
+        answer = await self.get(f"settings/{setting_id}", {})
+        return answer.get("value")
+
+    async def get(self, path: str, params: Mapping[str, str]) -> dict[str, Any]:
+        """``GET /api/v1/{path}``, with the failures of the module's docstring."""
+        rate_waits = 0.0
+        for attempt in range(1, self._attempts + 1):
+            try:
+                response = await self._http().get(
+                    f"{self.url}/api/v1/{path}", params=dict(params), headers=self._headers
+                )
+            except httpx.HTTPError as exc:
+                error = f"cannot reach Rocket.Chat at {self.url}: {exc}"
+            else:
+                answer = _json(response)
+                status = response.status_code
+                if status == 200 and answer.get("success") is not False:
+                    return answer
+                reason = _reason(answer, response)
+                if status == 429:
+                    wait = self._rate_wait(response)
+                    rate_waits += wait
+                    if rate_waits > _MAX_RATE_WAIT:
+                        raise RocketChatUnavailable(
+                            f"Rocket.Chat's rate limit on {path} held for over "
+                            f"{_MAX_RATE_WAIT:g} s: give the bot the api-bypass-rate-limit "
+                            "permission"
+                        )
+                    await self._sleep(wait)
+                    continue
+                if status == 401:
+                    raise RocketChatRefused(
+                        f"Rocket.Chat refused the bot's credentials (X-User-Id/X-Auth-Token): "
+                        f"{reason}"
+                    )
+                if status == 403:
+                    raise RocketChatRefused(
+                        f"Rocket.Chat refused GET {path}: {reason}; give the bot the "
+                        f"{_permission(path)} permission"
+                    )
+                if status in (400, 404) and _not_found(reason):
+                    raise _NotFound(reason)
+                if status < 500:
+                    raise RocketChatRefused(f"Rocket.Chat refused GET {path}: {status} {reason}")
+                error = f"Rocket.Chat answered {status} to GET {path}: {reason}"
+            if attempt == self._attempts:
+                raise RocketChatUnavailable(f"{error} (after {attempt} attempts)")
+            await self._sleep(backoff_delay(self._delay, 2.0, attempt))
+        raise RocketChatUnavailable(f"GET {path}: no answer after {self._attempts} attempts")
+
+    async def _pages(self, path: str, params: Mapping[str, str], key: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            answer = await self.get(path, {**params, "offset": str(offset), "count": str(_PAGE)})
+            page = [item for item in answer.get(key) or [] if isinstance(item, dict)]
+            found += page
+            offset += len(page)
+            total = answer.get("total")
+            if not page or (isinstance(total, int) and offset >= total):
+                return found
+
+    def _rate_wait(self, response: httpx.Response) -> float:
+        reset = response.headers.get("x-ratelimit-reset", "")
+        try:
+            seconds = int(reset) / 1000 - self._clock()  # an absolute epoch in milliseconds
+        except ValueError:
+            seconds = 60.0
+        return min(max(seconds, 0.1), _MAX_RATE_WAIT)
+
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.aclose()
@@ -110,12 +297,29 @@ class RocketChatApi:
         return self._client
 
 
+class _NotFound(RocketChatError):
+    """The record asked for is gone (a deleted visitor or user)."""
+
+
+def _permission(path: str) -> str:
+    return next((name for prefix, name in PERMISSIONS if path.startswith(prefix)), "needed")
+
+
 def _json(response: httpx.Response) -> dict[str, Any]:
     try:
         answer = response.json()
     except ValueError:
         return {}
     return answer if isinstance(answer, dict) else {}
+
+
+def _reason(answer: Mapping[str, Any], response: httpx.Response) -> str:
+    return str(answer.get("error") or answer.get("message") or response.text[:300])
+
+
+def _not_found(reason: str) -> bool:
+    text = reason.lower()
+    return "not-found" in text or "not found" in text or "invalid-user" in text
 
 
 def _already_exists(reason: str) -> bool:
