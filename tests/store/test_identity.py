@@ -68,3 +68,21 @@ async def test_events_without_an_identity_never_merge(store: Store) -> None:
     again = await store.events.accept(new('{"edit":1}', None))
     assert first.event_id != second.event_id
     assert (again.event_id, again.duplicate) == (first.event_id, True)  # same bytes still dedup
+
+
+async def test_identities_per_room(store: Store) -> None:
+    await store.events.accept(new('{"a":1}', "close:R1:t"))
+    await store.events.accept(new('{"b":1}', None))
+    assert await store.events.identities(["R1", "R2"]) == {"R1": {"close:R1:t"}}
+
+
+async def test_one_process_holds_a_named_lock_until_it_expires(store: Store) -> None:
+    assert await store.locks.hold("reconcile", "a", until=110, now=100)
+    assert not await store.locks.hold("reconcile", "b", until=115, now=105)
+    assert await store.locks.hold("reconcile", "a", until=130, now=120)  # renewed
+    assert not await store.locks.hold("reconcile", "b", until=135, now=125)
+    assert await store.locks.hold("reconcile", "b", until=150, now=131)  # a's lock expired
+    await store.locks.release("reconcile", "a")  # not a's any more: nothing happens
+    assert not await store.locks.hold("reconcile", "a", until=160, now=140)
+    await store.locks.release("reconcile", "b")
+    assert await store.locks.hold("reconcile", "a", until=160, now=141)

@@ -39,6 +39,7 @@ from .events import (
 )
 from .health import DEFAULT_PROBE_TIMEOUT, WriteProbe
 from .keys import MAX_KEY_CHARS, bounded_key, storable_text
+from .locks import Locks
 from .outbox import (
     OUTBOX_STATUSES,
     OutboxAttempt,
@@ -90,6 +91,7 @@ __all__ = [
     "EventStatus",
     "EventStore",
     "Finish",
+    "Locks",
     "MessageRecord",
     "NewEvent",
     "OutboxAttempt",
@@ -138,6 +140,7 @@ class Store:
         self.outbox = OutboxStore(self.database)
         self.crm_links = CrmLinks(self.database)
         self.sql_crm = SqlCrm(self.database)
+        self.locks = Locks(self.database)
         self.health = WriteProbe(self.database, self.connect)
         """Whether the store can write now (``await store.check_writable()``)."""
         self._connecting: asyncio.Lock | None = None

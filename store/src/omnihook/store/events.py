@@ -282,6 +282,28 @@ class EventStore:
 
         return await self.database.run(work)
 
+    async def identities(self, room_ids: Iterable[str]) -> dict[str, set[str]]:
+        """The identities of the events stored for each room (rooms with none are left out)."""
+        keys = {bounded_key(room_id): room_id for room_id in room_ids}
+        if not keys:
+            return {}
+
+        def work(tx: Tx) -> dict[str, set[str]]:
+            found: dict[str, set[str]] = {}
+            chunk = list(keys)
+            for start in range(0, len(chunk), 500):  # SQLite's limit on parameters
+                part = chunk[start : start + 500]
+                rows = tx.execute(
+                    f"SELECT room_id, identity FROM events WHERE room_id IN ({_marks(part)}) "
+                    "AND identity IS NOT NULL",
+                    part,
+                ).fetchall()
+                for room_key, identity in rows:
+                    found.setdefault(keys[str(room_key)], set()).add(str(identity))
+            return found
+
+        return await self.database.run(work)
+
     async def counts(self) -> dict[str, int]:
         """How many events are in each status."""
         return await self._table.counts()

@@ -224,6 +224,12 @@ _STEPS += (
             "ALTER TABLE events ADD COLUMN identity TEXT",
             "ALTER TABLE events ADD COLUMN source TEXT NOT NULL DEFAULT 'webhook'",
             "CREATE UNIQUE INDEX events_identity ON events (identity) WHERE identity IS NOT NULL",
+            # Named locks with an expiry: one process of many does a job (reconcile) at a time.
+            """CREATE TABLE omnihook_locks (
+                name TEXT PRIMARY KEY,
+                owner TEXT NOT NULL,
+                expires_at {time} NOT NULL
+            )""",
         ),
     ),
 )
