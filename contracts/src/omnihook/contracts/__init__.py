@@ -6,7 +6,15 @@
 ('LivechatSession', 'jane.doe@example.com')
 """
 
-from . import samples
+from . import building, samples
+from .building import (
+    BuildSettings,
+    RoomRecords,
+    build_lead_capture,
+    build_message_event,
+    build_offline_message,
+    build_room_event,
+)
 from .check import PayloadCheck, check_payload
 from .dates import RocketChatDate, format_date, utc_now
 from .event_type import ADMIN_SWITCHES, AdminSwitch, EventType
@@ -59,6 +67,7 @@ __all__ = [
     "Agent",
     "AgentEmail",
     "AnyEvent",
+    "BuildSettings",
     "ChatMessage",
     "ClosedBy",
     "ContractError",
@@ -85,6 +94,7 @@ __all__ = [
     "Problem",
     "RocketChatDate",
     "RoomEvent",
+    "RoomRecords",
     "ServedBy",
     "UnknownEvent",
     "Visitor",
@@ -92,6 +102,11 @@ __all__ = [
     "VisitorPhone",
     "WireEvent",
     "WireModel",
+    "build_lead_capture",
+    "build_message_event",
+    "build_offline_message",
+    "build_room_event",
+    "building",
     "check_payload",
     "encode_json",
     "event_identity",
