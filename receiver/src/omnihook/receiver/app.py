@@ -13,7 +13,7 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 from starlette.applications import Starlette
@@ -83,6 +83,7 @@ def create_app(
     rocketchat: RocketChatApi | None = None,
     trigger_path: str | None = None,
     trigger_timeout: float = 5.0,
+    background: Iterable[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = (),
 ) -> Starlette:
     """A Starlette app that receives Rocket.Chat's webhook at ``POST path`` and runs ``router``.
 
@@ -98,7 +99,9 @@ def create_app(
     ``rocketchat`` (a :class:`~omnihook.receiver.RocketChatApi`) lets handlers answer in the chat
     with ``context.reply(text)``. A router with a ``@router.trigger`` handler is also served at
     ``trigger_path`` (default ``PATH/trigger``) for Livechat triggers, ``trigger_timeout`` seconds
-    per answer. ``GET /healthz`` answers ``{"status": "ok"}``, with a store only if a write
+    per answer. ``background`` jobs run for the app's life, each given an event set at
+    shutdown (continuous reconcile: ``ReconcileLoop.run``). ``GET /healthz`` answers
+    ``{"status": "ok"}``, with a store only if a write
     succeeds within 3 s (else 503 and the kind of trouble; the cause is logged). Every ``POST``
     endpoint refuses a token header sent twice, and HTTP/1.0 without a length. Mount the result
     in FastAPI or Starlette with ``app.mount("/hooks", ...)``.
@@ -140,9 +143,13 @@ def create_app(
                 logger.error("store cannot take deliveries, answering 503 until it can: %s", exc)
         if worker is not None:
             running = asyncio.create_task(worker.run(), name="omnihook-worker")
+        stop = asyncio.Event()
+        jobs: list[asyncio.Task[None]] = [asyncio.create_task(job(stop)) for job in background]
         try:
             yield
         finally:
+            stop.set()
+            await asyncio.gather(*jobs, return_exceptions=True)
             if worker is not None and running is not None:
                 await worker.stop(shutdown_grace)
                 await running

@@ -31,12 +31,14 @@ from .crm import (
     ZohoAdapter,
 )
 from .crm.base import LinkStore, MemoryLinks
+from .reconcile import ReconcileLoop, WebhookSwitches, parse_duration
 from .rest import RocketChatApi
 
 __all__ = [
     "BridgeConfig",
     "BridgeConfigError",
     "build_adapters",
+    "build_reconcile_loop",
     "build_rocketchat_api",
     "load_bridge_config",
 ]
@@ -161,12 +163,44 @@ CrmBlock = Annotated[
 
 
 class RocketChatSettings(_Block):
-    """The Rocket.Chat user that ``context.reply`` posts as (a bot, with a personal access token)."""
+    """The Rocket.Chat bot user (a personal access token) that ``context.reply`` posts as and
+    that reconcile reads with; with ``reconcile_every``, ``serve`` and ``worker`` reconcile on
+    their own (one process at a time per store)."""
 
     url: str
     user_id_env: str = "OMNIHOOK_ROCKETCHAT_USER_ID"
     auth_token_env: str = "OMNIHOOK_ROCKETCHAT_AUTH_TOKEN"
     timeout: float = Field(10.0, gt=0)
+    reconcile_every: float | None = None
+    """Seconds (or "10m") between two reconcile rounds; none: no continuous reconcile."""
+    reconcile_window: float = 86400.0
+    """How far back each round looks (default 24h)."""
+    reconcile_lag: float = 300.0
+    """How far behind now each round stops, so deliveries in flight are not taken for gaps."""
+    webhook_events: list[str] | None = None
+    """The webhook switches that are on, when the bot may not read Rocket.Chat's settings."""
+    navigation_history: bool = False
+    """With ``webhook_events``: whether navigation history is sent too."""
+
+    @field_validator("reconcile_every", "reconcile_window", "reconcile_lag", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if value is None or isinstance(value, bool):
+            return value
+        return parse_duration(value)
+
+    @field_validator("webhook_events")
+    @classmethod
+    def _switches(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            WebhookSwitches.from_names(value)  # ValueError names the unknown one
+        return value
+
+    def switches(self) -> WebhookSwitches | None:
+        """The configured switches (``None`` when left to Rocket.Chat's settings)."""
+        if self.webhook_events is None:
+            return None
+        return WebhookSwitches.from_names(self.webhook_events, navigation=self.navigation_history)
 
 
 class BridgeConfig(_Block):
@@ -377,3 +411,21 @@ def _known_keys(loc: list[Any], data: Mapping[str, Any]) -> list[str]:
         model = models.get(kind or "")
         return list(model.model_fields) if model else []
     return []
+
+
+def build_reconcile_loop(
+    config: BridgeConfig | None, api: RocketChatApi | None, store: Store | None
+) -> ReconcileLoop | None:
+    """Continuous reconcile, when the ``[rocketchat]`` block sets ``reconcile_every`` (it needs
+    the REST client and a store); ``None`` otherwise."""
+    settings = config.rocketchat if config is not None else None
+    if settings is None or settings.reconcile_every is None:
+        return None
+    if api is None or store is None:
+        raise BridgeConfigError(
+            "rocketchat.reconcile_every: continuous reconcile needs the store (receiver.store) "
+            "and the bot's credentials"
+        )
+    return ReconcileLoop(api, store, every=settings.reconcile_every,
+                         window=settings.reconcile_window, lag=settings.reconcile_lag,
+                         configured=settings.switches())  # fmt: skip

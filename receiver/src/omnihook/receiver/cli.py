@@ -26,6 +26,7 @@ from .bridge import (
     BridgeConfig,
     BridgeConfigError,
     build_adapters,
+    build_reconcile_loop,
     build_rocketchat_api,
     load_bridge_config,
 )
@@ -33,6 +34,7 @@ from .console import logging_router
 from .crm import SqlCrmAdapter
 from .http import HttpLimits, run_server
 from .inspector import create_inspector
+from .reconcile import ReconcileLoop
 from .rest import RocketChatApi
 from .router import Router
 from .tuning import tune_process
@@ -229,6 +231,15 @@ def _load_config(config_path: Path | None) -> BridgeConfig | None:
         raise click.ClickException(str(exc)) from None
 
 
+def _reconcile_loop(
+    config: BridgeConfig | None, api: RocketChatApi | None, store: Store | None
+) -> ReconcileLoop | None:
+    try:
+        return build_reconcile_loop(config, api, store)
+    except BridgeConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def _rocketchat_api(config: BridgeConfig | None) -> RocketChatApi | None:
     try:
         return build_rocketchat_api(config)
@@ -406,6 +417,7 @@ def serve(
     store = Store(chosen_store) if chosen_store else None
     router = _assemble(target, config, store)
     rocketchat = _rocketchat_api(config)
+    reconciling = _reconcile_loop(config, rocketchat, store)
     asgi_app = create_app(
         router,
         tokens.tokens,
@@ -417,6 +429,7 @@ def serve(
         handling=_policy(pick("max_attempts"), pick("max_age"), pick("handler_timeout")),
         worker_concurrency=pick("concurrency"),
         rocketchat=rocketchat,
+        background=[reconciling.run] if reconciling is not None else [],
     )
     if rocketchat is not None:
         logger.info("replies go through %s", rocketchat.url)
@@ -493,7 +506,9 @@ def worker(
     if rocketchat is not None:
         router.add_cleanup(rocketchat.aclose)
     policy = _policy(pick("max_attempts"), pick("max_age"), pick("handler_timeout"))
-    asyncio.run(_run_worker(store, router, policy, pick("concurrency"), grace, lease, rocketchat))
+    reconciling = _reconcile_loop(config, rocketchat, store)
+    asyncio.run(_run_worker(store, router, policy, pick("concurrency"), grace, lease, rocketchat,
+                            reconciling))  # fmt: skip
 
 
 async def _run_worker(
@@ -504,6 +519,7 @@ async def _run_worker(
     grace: float,
     lease: float,
     rocketchat: RocketChatApi | None = None,
+    reconciling: ReconcileLoop | None = None,
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -518,10 +534,12 @@ async def _run_worker(
     except StoreError as exc:
         logger.error("store unavailable at start, will keep trying: %s", exc)
     task = asyncio.create_task(running.run())
+    jobs = [asyncio.create_task(reconciling.run(stop))] if reconciling is not None else []
     try:
         await stop.wait()
     finally:
         logger.info("stopping: finishing the events in hand (up to %g s)", grace)
+        await asyncio.gather(*jobs, return_exceptions=True)
         await running.stop(grace)
         await task
         await router.aclose()
