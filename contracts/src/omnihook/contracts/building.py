@@ -299,9 +299,7 @@ def history(
         visible = [m for m in visible if _instant(m.get("ts")) <= limit]
     visible.sort(key=lambda m: _instant(m.get("ts")))  # stable, as MongoDB's sort on ts
     return [
-        history_entry(m, visitor_username, settings=settings)
-        for m in visible
-        if _sent(m, settings)
+        history_entry(m, visitor_username, settings=settings) for m in visible if _sent(m, settings)
     ]
 
 
@@ -668,7 +666,8 @@ def _match(
         name = fixed_name or found.group("name")
         version = found.group("v") or None
         if version is not None and os_rules:
-            version = version.replace("_", ".").strip()
+            if name in ("iOS", "Mac OS"):  # 17_5 reads 17.5 there, and only there
+                version = version.replace("_", ".")
             if name == "Windows":
                 version = _WINDOWS_VERSIONS.get(version, version)
         return f"{name} {version if version else 'undefined'}"
@@ -680,7 +679,7 @@ def _match(
 
 def _truthy(value: Any) -> bool:
     """JavaScript truthiness: ``{}`` and ``[]`` are true, ``""``, ``0`` and ``null`` false."""
-    if isinstance(value, dict | list | tuple) or isinstance(value, Mapping):
+    if isinstance(value, Mapping | list | tuple):
         return True
     return bool(value)
 
@@ -701,7 +700,12 @@ def _put(target: dict[str, Any], key: str, value: Any, *, present: bool) -> None
 
 
 def _copy(
-    target: dict[str, Any], key: str, source: Mapping[str, Any], source_key: str, *, date: bool = False
+    target: dict[str, Any],
+    key: str,
+    source: Mapping[str, Any],
+    source_key: str,
+    *,
+    date: bool = False,
 ) -> None:
     """``target[key] = source[source_key]`` unless undefined (absent); ``None`` stays ``null``."""
     if source_key in source:
