@@ -14,7 +14,7 @@ from .sender import (
     Sender,
     encode_payload,
 )
-from .simulate import Simulation, SimulationReport, play
+from .simulate import Dropped, Drops, Simulation, SimulationReport, play
 from .transport import HttpResponse, HttpTransport, TransportError
 from .trigger import TriggerAnswer, call_trigger_service
 
@@ -23,6 +23,8 @@ __all__ = [
     "Attempt",
     "Clock",
     "Delivery",
+    "Dropped",
+    "Drops",
     "FakeClock",
     "HttpResponse",
     "HttpTransport",

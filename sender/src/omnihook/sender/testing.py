@@ -281,11 +281,22 @@ class ChatSession:
     async def forward_to_agent(
         self, agent: str = "emma.brown", name: str = "Emma Brown"
     ) -> Delivered:
+        """Rocket.Chat sends Chat Taken for the new agent, then Forwarded (returned)."""
         user = AgentUser(random_id(Random(agent)), agent, name, f"{agent}@support.example.com")
-        return await self._send(self.builder.forward_to_agent(user))
+        self.builder.forward_to_agent(user)
+        return await self._send_all(self.builder.last_events)
 
-    async def forward_to_department(self, department_id: str) -> Delivered:
-        return await self._send(self.builder.forward_to_department(department_id))
+    async def forward_to_department(
+        self, department_id: str, agent: str | None = None, name: str | None = None
+    ) -> Delivered:
+        """Forwarded (returned); with ``agent``, the department assigned one at once and Chat
+        Taken comes first."""
+        user = None
+        if agent is not None:
+            user = AgentUser(random_id(Random(agent)), agent, name or agent,
+                             f"{agent}@support.example.com")  # fmt: skip
+        self.builder.forward_to_department(department_id, user)
+        return await self._send_all(self.builder.last_events)
 
     async def capture_lead(self) -> Delivered:
         return await self._send(self.builder.lead_capture())
@@ -306,6 +317,10 @@ class ChatSession:
                 f"{len(bad)} of {len(self.deliveries)} deliveries not answered 200:\n"
                 + "\n".join(bad)
             )
+
+    async def _send_all(self, payloads: list[dict[str, Any]]) -> Delivered:
+        delivered = [await self._send(payload) for payload in payloads]
+        return delivered[-1]
 
     async def _send(self, payload: dict[str, Any]) -> Delivered:
         delivered = await self._rocketchat.post(payload)
