@@ -66,6 +66,7 @@ section 6.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -636,6 +637,7 @@ _BROWSER_RULES: tuple[tuple[re.Pattern[str], str | None], ...] = (
 )  # fmt: skip
 
 
+@functools.lru_cache(maxsize=256)
 def parse_user_agent(user_agent: str | None) -> tuple[str | None, str | None]:
     """``(os, browser)`` as Rocket.Chat writes them from the visitor's ``userAgent`` with
     ua-parser-js: ``"<name> <version>"`` each, ``None`` (absent) when the name is unknown, and
@@ -730,11 +732,16 @@ def _date(value: Any) -> Any:
     if isinstance(value, datetime):
         return format_date(value)
     if isinstance(value, str):
+        if _RC_DATE.fullmatch(value):  # already in Rocket.Chat's form: as stored, as REST answers
+            return value
         try:
             return format_date(_parse(value))
         except ValueError:
             return value
     return value
+
+
+_RC_DATE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 
 def _parse(value: str) -> datetime:

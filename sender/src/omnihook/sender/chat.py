@@ -209,6 +209,10 @@ class ChatBuilder:
         return RoomRecords(snapshot["room"], snapshot["visitor"], tuple(snapshot["messages"]),
                            tuple(snapshot["users"]))  # fmt: skip
 
+    def _live(self) -> RoomRecords:
+        """The records themselves, for building (which reads only; payloads are copied)."""
+        return RoomRecords(self.room, self.visitor_record, self.stored, tuple(self.users.values()))
+
     @property
     def room_id(self) -> str:
         return str(self.room["_id"])
@@ -250,9 +254,9 @@ class ChatBuilder:
     @property
     def messages(self) -> list[dict[str, Any]]:
         """The history a room event would carry now (current shape)."""
-        history: list[dict[str, Any]] = self.records().event(
-            "LivechatEdit", settings=self.settings
-        )["messages"]
+        history: list[dict[str, Any]] = self._live().event("LivechatEdit", settings=self.settings)[
+            "messages"
+        ]
         return history  # fmt: skip
 
     # -- the lifecycle -------------------------------------------------------------------------
@@ -371,7 +375,7 @@ class ChatBuilder:
                 if {"phoneNumber": number} not in known_phones:
                     known_phones.append({"phoneNumber": number})
         self.visitor_record["_updatedAt"] = format_date(self.now)
-        return self._emit(self.records().lead_capture(settings=self.settings))
+        return self._emit(self._live().lead_capture(settings=self.settings))
 
     def close(
         self, by: Literal["agent", "visitor"] = "agent", comment: str | None = None
@@ -455,7 +459,7 @@ class ChatBuilder:
             self._store({"_id": random_id(self.rng), **copy, "_hidden": True, "parent": message["_id"],
                          "editedAt": edited_at, "editedBy": editor})  # fmt: skip
         message |= {"msg": text, "editedAt": edited_at, "editedBy": editor, "_updatedAt": edited_at}
-        return self._emit(self.records().message_event(message["_id"], settings=self.settings))
+        return self._emit(self._live().message_event(message["_id"], settings=self.settings))
 
     def visitor_navigates(self, title: str, href: str) -> dict[str, Any] | None:
         """The visitor opens another page: with ``Livechat_Visitor_navigation_as_a_message`` on,
@@ -473,7 +477,7 @@ class ChatBuilder:
         if not self.settings.navigation_in_history:
             self.last_events = []
             return None
-        return self._emit(self.records().message_event(message["_id"], settings=self.settings))
+        return self._emit(self._live().message_event(message["_id"], settings=self.settings))
 
     # -- records -------------------------------------------------------------------------------
 
@@ -582,7 +586,7 @@ class ChatBuilder:
         self.room["_updatedAt"] = message["ts"]
         if message.get("token"):
             self.room["v"]["lastMessageTs"] = message["ts"]
-        return self._emit(self.records().message_event(message["_id"], settings=self.settings))
+        return self._emit(self._live().message_event(message["_id"], settings=self.settings))
 
     def _store(self, message: dict[str, Any]) -> None:
         self.stored.append(message)
@@ -590,7 +594,7 @@ class ChatBuilder:
     # -- payloads ------------------------------------------------------------------------------
 
     def _room_event(self, kind: str, **extra: Any) -> dict[str, Any]:
-        return self.records().event(kind, settings=self.settings, **extra)
+        return self._live().event(kind, settings=self.settings, **extra)
 
     def _emit(self, *payloads: dict[str, Any]) -> dict[str, Any]:
         self.last_events = [_shaped(payload, self.version) for payload in payloads]
