@@ -250,3 +250,12 @@ def test_older_generations_shape_the_same_records_differently(version: str) -> N
         assert (payload["visitor"]["email"], payload["visitor"]["phone"]) == ([], None)
         assert "rid" not in payload["messages"][0]
     assert check_payload(json.dumps(payload)).ok
+
+
+def test_an_opening_message_before_start_is_in_its_history_as_the_reference_shows() -> None:
+    builder = chat()
+    builder.opening_message("Hi")
+    start = builder.start()
+    assert [m["msg"] for m in start["messages"]] == ["Hi"]
+    assert start["lastMessageAt"] == start["messages"][0]["ts"]
+    assert builder.last_events == [start]

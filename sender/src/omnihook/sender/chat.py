@@ -422,10 +422,11 @@ class ChatBuilder:
     # -- messages ------------------------------------------------------------------------------
 
     def opening_message(self, text: str) -> None:
-        """A visitor message stored without a webhook of its own (a visitor-message switch off).
-        Current Rocket.Chat sends the first message its own Message event: use
-        :meth:`visitor_says` for it."""
-        self._store(self._chat_message(self._visitor_author(), text, self._tick(), token=True))
+        """A visitor message saved without sending a webhook. Before :meth:`start`, it is in
+        Chat Start's history, as the public reference and the samples show Start; current
+        Rocket.Chat sends Start before saving the first message, which then has its own Message
+        event: for that, call :meth:`visitor_says` after :meth:`start`."""
+        self._save(self._chat_message(self._visitor_author(), text, self._tick(), token=True))
 
     def visitor_says(
         self, text: str | None, *, file: dict[str, Any] | None = None
@@ -580,13 +581,17 @@ class ChatBuilder:
         return message
 
     def _say(self, message: dict[str, Any]) -> dict[str, Any]:
+        self._save(message)
+        return self._emit(self._live().message_event(message["_id"], settings=self.settings))
+
+    def _save(self, message: dict[str, Any]) -> None:
+        """A chat message saved: the room's ``lm`` and counters follow (system messages don't)."""
         self._store(message)
         self.room["lm"] = message["ts"]
         self.room["msgs"] += 1
         self.room["_updatedAt"] = message["ts"]
         if message.get("token"):
             self.room["v"]["lastMessageTs"] = message["ts"]
-        return self._emit(self._live().message_event(message["_id"], settings=self.settings))
 
     def _store(self, message: dict[str, Any]) -> None:
         self.stored.append(message)
