@@ -60,3 +60,9 @@ def test_named_policies_and_no_retry() -> None:
 def test_invalid_policies_are_refused(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         RetryPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+def test_every_public_name_of_the_sender_can_be_imported() -> None:
+    import omnihook.sender as sender
+
+    assert [name for name in sender.__all__ if not hasattr(sender, name)] == []

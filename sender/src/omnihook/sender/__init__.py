@@ -5,6 +5,7 @@
 """
 
 from .clock import Clock, FakeClock, SystemClock
+from .outbox import OutboxDispatcher, with_crm_data
 from .policy import RetryPolicy
 from .sender import (
     SEND_TEST_TIMEOUT,
