@@ -256,7 +256,10 @@ def _record(
                 """INSERT INTO crm_messages (room_id, message_key, ts, author, author_kind, text, edited)
                    VALUES (?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (room_id, message_key) DO UPDATE SET text = excluded.text,
-                       edited = excluded.edited, author = excluded.author""",
+                       edited = excluded.edited, author = excluded.author
+                   -- An edit is never undone by the message as first written arriving later
+                   -- (a late delivery, an event rebuilt by reconcile).
+                   WHERE excluded.edited >= crm_messages.edited""",
                 (conversation.room_id, message.message_key, message.ts, message.author,
                  message.author_kind, message.text, int(message.edited)),
             )  # fmt: skip

@@ -2,8 +2,9 @@
 
 The embedded default: with no CRM configured, ``omnihook serve`` already turns Rocket.Chat
 traffic into a browsable customer record (``omnihook contacts list``, ``omnihook conversations
-show ROOM``). Every event type is recorded; stale events add what they carry but do not move a
-conversation's status back.
+show ROOM``). Every event type is recorded; stale events add the messages they carry but do not
+move a conversation's status, agent, department or tags back, and a message as first written
+never undoes its edit.
 """
 
 from __future__ import annotations
@@ -91,13 +92,16 @@ def _conversation(event: RoomEvent, stale: bool) -> ConversationRecord:
     if isinstance(event, LivechatSession):
         closed_at = event.closed_at.timestamp() if event.closed_at else None
         closer = event.closer
+    # A stale event (older than what was handled: a late delivery, a rebuilt one) tells the
+    # conversation's messages and dates, not its present state: who serves it, where, its tags.
+    current = not stale
     return ConversationRecord(
         room_id=event.room_id,
         status=status,
-        department_id=getattr(event, "department_id", None),
-        agent=event.agent.username if event.agent else None,
-        tags=list(event.tags) if event.tags is not None else None,
-        custom_fields=event.custom_fields,
+        department_id=getattr(event, "department_id", None) if current else None,
+        agent=event.agent.username if event.agent and current else None,
+        tags=list(event.tags) if event.tags is not None and current else None,
+        custom_fields=event.custom_fields if current else None,
         started_at=event.created_at.timestamp(),
         closed_at=closed_at,
         closer=closer,
