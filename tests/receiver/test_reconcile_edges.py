@@ -215,7 +215,7 @@ async def test_one_process_reconciles_at_a_time(
     assert first is not None
     assert len(first.applied) > 50
     assert second is None  # serve-a holds the lock
-    clock.now += 1201  # serve-a stopped renewing: its lock expired
+    clock.now += 1201  # serve-a stopped renewing: its lock expired (after 2 rounds or 300 s)
     taken_over = await loops[1].once()
     assert taken_over is not None
     assert taken_over.applied == ()  # nothing left to rebuild

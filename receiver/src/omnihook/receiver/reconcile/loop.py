@@ -31,6 +31,7 @@ __all__ = ["LOCK_NAME", "ReconcileLoop"]
 logger = logging.getLogger("omnihook.reconcile")
 
 LOCK_NAME = "reconcile"
+_LEASE = 300.0
 
 
 class ReconcileLoop:
@@ -84,14 +85,17 @@ class ReconcileLoop:
         now = self.clock()
         try:
             await self.store.connect()
-            if not await self.store.locks.hold(LOCK_NAME, self.owner, now + 2 * self.every, now):
+            # Held past this round, however long it takes (renewed by the next one); a process
+            # that dies leaves it to expire, then another takes over.
+            until = now + max(2 * self.every, _LEASE)
+            if not await self.store.locks.hold(LOCK_NAME, self.owner, until, now):
                 return None
             switches = await read_switches(self.api, self.configured)
             settings = await read_build_settings(self.api, switches)
             reconciler = Reconciler(self.api, self.store, switches, settings=settings,
                                     clock=self.clock)  # fmt: skip
-            until = now - self.lag
-            report = await reconciler.apply(await reconciler.find(until - self.window, until))
+            end = now - self.lag
+            report = await reconciler.apply(await reconciler.find(end - self.window, end))
         except RocketChatError as exc:
             logger.error("reconcile skipped this round, Rocket.Chat: %s", exc)
             return None

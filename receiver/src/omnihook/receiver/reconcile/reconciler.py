@@ -144,8 +144,6 @@ class Reconciler:
                 already += 1
             else:
                 applied.append(gap)
-        if applied:
-            logger.info("reconcile rebuilt %d event(s) Rocket.Chat's webhook dropped", len(applied))
         return replace(report, applied=tuple(applied), already=already)
 
     # -- reading Rocket.Chat -----------------------------------------------------------------------
