@@ -22,6 +22,9 @@ REPLACEMENT_CHARACTER = "\ufffd"
 
 # After json.loads, a valid surrogate pair is one code point: any surrogate left is a lone one.
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# What a surrogate looks like escaped in JSON text: \ud800 to \udfff, either case.
+_ESCAPED = re.compile(r"\\u[dD][89abcdefABCDEF]")
+_ESCAPED_BYTES = re.compile(rb"\\u[dD][89abcdefABCDEF]")
 
 
 class TooDeep(ValueError):
@@ -41,7 +44,15 @@ def loads(text: str | bytes | bytearray) -> Any:
         document = json.loads(text)
     except RecursionError:
         raise TooDeep from None
+    if not _may_hold_surrogates(text):  # the usual case: no walk through the document
+        return document
     return replace_lone_surrogates(document)
+
+
+def _may_hold_surrogates(text: str | bytes | bytearray) -> bool:
+    if isinstance(text, str):
+        return _ESCAPED.search(text) is not None or _SURROGATE.search(text) is not None
+    return _ESCAPED_BYTES.search(text) is not None
 
 
 def dumps(document: Any) -> bytes:
