@@ -112,3 +112,32 @@ def test_the_bridge_file_checks_the_reconcile_settings() -> None:
         parse_bridge_config({"rocketchat": {"url": "https://c", "reconcile_every": "soon"}})
     with pytest.raises(BridgeConfigError, match="webhook_events"):
         parse_bridge_config({"rocketchat": {"url": "https://c", "webhook_events": ["Nope"]}})
+
+
+def test_serve_reconciles_on_its_own_too(tmp_path: Path, httpserver: HTTPServer) -> None:
+    from ..conftest import free_port
+
+    rocketchat = FakeRocketChat(httpserver)
+    rocketchat.apply(SIMULATION.settings)
+    for chat in SIMULATION.chats(3):
+        chat.payloads()
+        if chat.builder is not None:
+            rocketchat.add_records(chat.builder.records())
+    store_url = f"sqlite:///{tmp_path / 'omnihook.db'}"
+    config = bridge_file(tmp_path, rocketchat, store_url)
+    port = free_port()
+    env = {"OMNIHOOK_ROCKETCHAT_USER_ID": rocketchat.user_id, "OMNIHOOK_TOKEN": "t0ken-t0ken",
+           "OMNIHOOK_ROCKETCHAT_AUTH_TOKEN": rocketchat.auth_token}  # fmt: skip
+    serve = OmnihookProcess(["serve", "--config", str(config), "--port", str(port)], tmp_path,
+                            env, port).start()  # fmt: skip
+    try:
+        wait_for(lambda: "Rocket.Chat sent" in serve.output(), 60, "a reconcile round in serve")
+        wait_for(
+            lambda: query_one(store_url, tmp_path,
+                              "SELECT COUNT(*) FROM events WHERE source = 'reconcile' "
+                              "AND status = 'done'")[0] > 10,
+            60, "rebuilt events handled by serve's worker",
+        )  # fmt: skip
+    finally:
+        serve.stop()
+    assert rocketchat.auth_token not in serve.output()  # the bot's token never in a log line
