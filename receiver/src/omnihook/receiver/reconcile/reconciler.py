@@ -14,7 +14,6 @@ real delivery arriving later is then answered as its duplicate, and so is a seco
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -31,8 +30,6 @@ from .expected import ExpectedEvent, Unrebuildable, expected_events, queued_pref
 from .switches import WebhookSwitches
 
 __all__ = ["Gap", "ReconcileReport", "Reconciler", "read_build_settings"]
-
-logger = logging.getLogger("omnihook.reconcile")
 
 
 @dataclass(frozen=True)
