@@ -14,6 +14,7 @@ real delivery arriving later is then answered as its duplicate, and so is a seco
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -26,7 +27,7 @@ from omnihook.store import Store
 
 from ..delivery import stored_delivery
 from ..rest import RocketChatApi, RocketChatError, RocketChatRefused
-from .expected import ExpectedEvent, Unrebuildable, expected_events, queued_prefix
+from .expected import ExpectedEvent, expected_events, queued_prefix
 from .switches import WebhookSwitches
 
 __all__ = ["Gap", "ReconcileReport", "Reconciler", "read_build_settings"]
@@ -67,6 +68,13 @@ class ReconcileReport:
 
 
 @dataclass
+class _Compared:
+    expected: int = 0
+    gaps: list[Gap] = field(default_factory=list)
+    skipped: tuple[str, str] | None = None
+
+
+@dataclass
 class _Seen:
     rooms: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     queued: set[str] = field(default_factory=set)
@@ -83,8 +91,11 @@ class Reconciler:
         *,
         settings: BuildSettings | None = None,
         clock: Callable[[], float] = time.time,
+        concurrency: int = 4,
     ) -> None:
         self.api = api
+        self.concurrency = max(1, concurrency)
+        """Rooms read at once (each a few REST calls)."""
         self.store = store
         self.switches = switches
         self.settings = settings or BuildSettings(navigation_in_history=switches.navigation)
@@ -99,31 +110,31 @@ class Reconciler:
         """
         start, end = _iso(since), _iso(until)
         seen = await self._rooms(start, end)
-        expected: list[ExpectedEvent] = []
-        lost: list[Unrebuildable] = []
-        skipped: list[tuple[str, str]] = []
-        for room_id, room in seen.rooms.items():
-            try:
-                records = await self._records(room)
-            except _Skip as exc:
-                skipped.append((room_id, str(exc)))
-                continue
-            found, cannot = expected_events(
-                records, self.switches, settings=self.settings, in_queue=room_id in seen.queued
-            )
-            expected += [event for event in found if start <= event.at <= end]
-            lost += [event for event in cannot if start <= event.at <= end]
         await self.store.connect()
-        stored = await self.store.events.identities(seen.rooms)
-        gaps = [
-            Gap(event.room_id, event.type, event.what, event.at, event)
-            for event in expected
-            if not _received(event, stored.get(event.room_id, set()))
-        ]
-        gaps += [Gap(item.room_id, item.type, item.what, item.at, None, item.why) for item in lost]
-        gaps.sort(key=lambda gap: (gap.at, gap.room_id))
-        return ReconcileReport(since, until, len(seen.rooms), len(expected), tuple(gaps),
-                               tuple(skipped))  # fmt: skip
+        slots = asyncio.Semaphore(self.concurrency)
+
+        async def compare(room_id: str, room: Mapping[str, Any]) -> _Compared:
+            # One room at a time per slot: only its gaps are kept, not every rebuilt payload.
+            async with slots:
+                try:
+                    records = await self._records(room)
+                except _Skip as exc:
+                    return _Compared(skipped=(room_id, str(exc)))
+                found, cannot = expected_events(records, self.switches, settings=self.settings,
+                                                in_queue=room_id in seen.queued)  # fmt: skip
+                found = [event for event in found if start <= event.at <= end]
+                stored = (await self.store.events.identities([room_id])).get(room_id, set())
+                gaps = [Gap(e.room_id, e.type, e.what, e.at, e) for e in found
+                        if not _received(e, stored)]  # fmt: skip
+                gaps += [Gap(item.room_id, item.type, item.what, item.at, None, item.why)
+                         for item in cannot if start <= item.at <= end]  # fmt: skip
+                return _Compared(expected=len(found), gaps=gaps)
+
+        compared = await asyncio.gather(*(compare(i, r) for i, r in seen.rooms.items()))
+        gaps = sorted((gap for c in compared for gap in c.gaps), key=lambda g: (g.at, g.room_id))
+        skipped = tuple(c.skipped for c in compared if c.skipped is not None)
+        expected = sum(c.expected for c in compared)
+        return ReconcileReport(since, until, len(seen.rooms), expected, tuple(gaps), skipped)
 
     async def apply(self, report: ReconcileReport) -> ReconcileReport:
         """Accept every rebuildable gap through the store's delivery path, oldest first."""
