@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -86,3 +87,34 @@ async def test_one_process_holds_a_named_lock_until_it_expires(store: Store) -> 
     assert not await store.locks.hold("reconcile", "a", until=160, now=140)
     await store.locks.release("reconcile", "b")
     assert await store.locks.hold("reconcile", "a", until=160, now=141)
+
+
+def back_to_version_4(tx: Any) -> None:
+    """The schema before identities (what step 5 adds, taken away)."""
+    tx.execute("DELETE FROM omnihook_schema WHERE version >= 5")
+    tx.execute("DROP TABLE omnihook_locks")
+    tx.execute("DROP INDEX events_identity")
+    tx.execute("ALTER TABLE events DROP COLUMN identity")
+    tx.execute("ALTER TABLE events DROP COLUMN source")
+
+
+async def test_events_stored_before_identities_get_theirs_on_upgrade(store_url: str) -> None:
+    import json
+
+    from omnihook.contracts import samples
+
+    close = json.dumps(samples.sample("chat-close")).encode()
+    async with Store.open(store_url) as store:
+        await store.events.accept(new(close.decode(), None))  # as an older omnihook stored it
+        await store.database.run(lambda tx: tx.execute("UPDATE events SET identity = NULL"))
+        await store.database.run(back_to_version_4)
+    async with Store.open(store_url) as upgraded:
+        [old] = await upgraded.events.find()
+        assert old.identity == "close:hX4Lq2rNwPZ8Kc7Ry:2025-03-14T09:36:00.000Z"
+        # A retry of the old delivery and a rebuild of it, in one batch: one event, no error.
+        retry = new(close.decode(), old.identity)
+        rebuild = new('{"rebuilt": true}', old.identity, "reconcile")
+        results = await asyncio.gather(
+            upgraded.events.accept(retry), upgraded.events.accept(rebuild)
+        )
+        assert [(r.event_id, r.duplicate) for r in results] == [(old.id, True), (old.id, True)]

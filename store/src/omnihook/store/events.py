@@ -17,7 +17,7 @@ from typing import Any, Literal
 from .batching import Batcher
 from .database import Database, Tx
 from .database import placeholders as _marks
-from .errors import one_item_may_be_at_fault
+from .errors import StoreFailed, one_item_may_be_at_fault
 from .keys import bounded_key, storable_text
 from .leased import LeasedTable
 from .redaction import redact_error
@@ -385,8 +385,14 @@ def _accept_in(tx: Tx, batch: list[NewEvent]) -> list[Accepted]:
         elif twin is not None and twin != key and twin in inserted:
             results.append(Accepted(inserted[twin], answers[twin], duplicate=True))
         else:
-            event_id, answer = stored_by_key.get(key) or stored_by_identity[event.identity or ""]
-            results.append(Accepted(event_id, answer, duplicate=True))
+            found = (
+                stored_by_key.get(key)
+                or (stored_by_key.get(twin) if twin else None)  # the twin's bytes were stored
+                or stored_by_identity.get(event.identity or "")
+            )
+            if found is None:  # a unique key this code does not know of
+                raise StoreFailed(f"event {key[:12]}… was neither stored nor found stored")
+            results.append(Accepted(found[0], found[1], duplicate=True))
         seen.add(key)
     return results
 

@@ -6,6 +6,7 @@ together migrate exactly once (PostgreSQL: an advisory lock; SQLite: the write l
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,8 @@ _ACTIVE = "status IN ('pending', 'processing', 'failed')"
 class _Step:
     version: int
     statements: tuple[str, ...]
+    then: Callable[[Tx], None] | None = None
+    """Python to run after the statements, in the same transaction (filling a new column)."""
 
 
 _STEPS: tuple[_Step, ...] = (
@@ -231,6 +234,7 @@ _STEPS += (
                 expires_at {time} NOT NULL
             )""",
         ),
+        then=lambda tx: _fill_identities(tx),
     ),
 )
 
@@ -259,8 +263,40 @@ def migrate(tx: Tx) -> int:
             continue
         for statement in step.statements:
             tx.execute(statement.format(**types))
+        if step.then is not None:
+            step.then(tx)
         tx.execute("INSERT INTO omnihook_schema (version) VALUES (?)", (step.version,))
     return found
+
+
+def _fill_identities(tx: Tx) -> None:
+    """Give the events stored before identities existed theirs, from their bodies, so that a
+    rebuilt event or a late delivery of one of them is known as a duplicate (the first with an
+    identity keeps it; one that cannot be parsed keeps none)."""
+    from omnihook.contracts import ContractError, event_identity, parse_event
+
+    from .keys import bounded_key
+
+    last = 0
+    while True:
+        rows = tx.execute(
+            "SELECT id, body FROM events WHERE id > ? AND identity IS NULL ORDER BY id LIMIT 500",
+            (last,),
+        ).fetchall()
+        if not rows:
+            return
+        for event_id, body in rows:
+            last = int(event_id)
+            try:
+                identity = bounded_key(event_identity(parse_event(bytes(body))))
+            except ContractError:
+                continue
+            if identity is not None:
+                tx.execute(
+                    "UPDATE events SET identity = ? WHERE id = ? AND NOT EXISTS "
+                    "(SELECT 1 FROM events WHERE identity = ?)",
+                    (identity, event_id, identity),
+                )
 
 
 def _has_schema_table(tx: Tx) -> bool:
