@@ -25,10 +25,14 @@ Rocket.Chat's source defines them). Failures say what to do:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import email.utils
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -56,6 +60,8 @@ PERMISSIONS: tuple[tuple[str, str], ...] = (
 """The permission each endpoint needs (the first prefix that matches), named in a 403's error."""
 
 _PAGE = 100  # Rocket.Chat caps count at 100
+_MAX_PAGES = 10_000
+_MAX_ANSWER_BYTES = 64 * 1024 * 1024
 _MAX_RATE_WAIT = 120.0
 
 
@@ -137,7 +143,7 @@ class RocketChatApi:
                 answer = _json(response)
                 if response.status_code == 200 and answer.get("success") is not False:
                     return dict(answer.get("message") or {})
-                reason = _reason(answer, response)
+                reason = _reason(answer, response.text)
                 if message_id and _already_exists(reason):
                     return {}
                 if response.status_code == 401:
@@ -179,7 +185,7 @@ class RocketChatApi:
         """A livechat room's messages, oldest first, all pages (``livechat/:rid/messages``:
         chat messages, the closing message and hidden edit copies; no other system messages)."""
         params = {"sort": json.dumps({"ts": 1})}
-        return await self._pages(f"livechat/{room_id}/messages", params, "messages")
+        return await self._pages(f"livechat/{_segment(room_id)}/messages", params, "messages")
 
     async def system_messages(self, room_id: str) -> list[dict[str, Any]]:
         """Every message of a room, system messages included (takes, transfers), oldest first
@@ -194,7 +200,8 @@ class RocketChatApi:
 
     async def pages_visited(self, room_id: str) -> list[dict[str, Any]]:
         """The visitor's navigation messages in a room, all pages."""
-        return await self._pages(f"livechat/visitors.pagesVisited/{room_id}", {}, "pages")
+        path = f"livechat/visitors.pagesVisited/{_segment(room_id)}"
+        return await self._pages(path, {}, "pages")
 
     async def visitor(self, visitor_id: str) -> dict[str, Any] | None:
         """A visitor's record, or ``None`` when Rocket.Chat no longer has it."""
@@ -216,27 +223,25 @@ class RocketChatApi:
 
     async def setting(self, setting_id: str) -> Any:
         """A setting's value (needs ``view-privileged-setting`` for the Livechat ones)."""
-        answer = await self.get(f"settings/{setting_id}", {})
+        answer = await self.get(f"settings/{_segment(setting_id)}", {})
         return answer.get("value")
 
     async def get(self, path: str, params: Mapping[str, str]) -> dict[str, Any]:
-        """``GET /api/v1/{path}``, with the failures of the module's docstring."""
+        """``GET /api/v1/{path}``, with the failures of the module's docstring. Waits for the
+        rate limiter do not count as attempts (up to 120 s of them per call)."""
         rate_waits = 0.0
-        for attempt in range(1, self._attempts + 1):
+        attempt = 0
+        while True:
             try:
-                response = await self._http().get(
-                    f"{self.url}/api/v1/{path}", params=dict(params), headers=self._headers
-                )
+                status, answer, text, headers = await self._read(path, params)
             except httpx.HTTPError as exc:
                 error = f"cannot reach Rocket.Chat at {self.url}: {exc}"
             else:
-                answer = _json(response)
-                status = response.status_code
-                if status == 200 and answer.get("success") is not False:
+                if status == 200 and answer is not None and answer.get("success") is not False:
                     return answer
-                reason = _reason(answer, response)
+                reason = _reason(answer or {}, text)
                 if status == 429:
-                    wait = self._rate_wait(response)
+                    wait = self._rate_wait(headers, reason)
                     rate_waits += wait
                     if rate_waits > _MAX_RATE_WAIT:
                         raise RocketChatUnavailable(
@@ -258,33 +263,81 @@ class RocketChatApi:
                     )
                 if status in (400, 404) and _not_found(reason):
                     raise _NotFound(reason)
-                if status < 500:
+                if 400 <= status < 500:
                     raise RocketChatRefused(f"Rocket.Chat refused GET {path}: {status} {reason}")
                 error = f"Rocket.Chat answered {status} to GET {path}: {reason}"
-            if attempt == self._attempts:
+            attempt += 1
+            if attempt >= self._attempts:
                 raise RocketChatUnavailable(f"{error} (after {attempt} attempts)")
             await self._sleep(backoff_delay(self._delay, 2.0, attempt))
-        raise RocketChatUnavailable(f"GET {path}: no answer after {self._attempts} attempts")
+
+    async def _read(
+        self, path: str, params: Mapping[str, str]
+    ) -> tuple[int, dict[str, Any] | None, str, httpx.Headers]:
+        """One GET: status, the JSON object (``None`` when the answer is not one, or too big
+        or too deep to read), the start of its text, its headers."""
+        request = self._http().stream(
+            "GET", f"{self.url}/api/v1/{path}", params=dict(params), headers=self._headers
+        )
+        async with request as response:
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > _MAX_ANSWER_BYTES:
+                    return response.status_code, None, "answer over 64 MiB", response.headers
+                chunks.append(chunk)
+        body = b"".join(chunks)
+        try:
+            answer = json.loads(body)
+        except (ValueError, RecursionError):  # not JSON, or nested beyond reading
+            answer = None
+        document = answer if isinstance(answer, dict) else None
+        return (
+            response.status_code,
+            document,
+            body[:300].decode("utf-8", "replace"),
+            response.headers,
+        )
 
     async def _pages(self, path: str, params: Mapping[str, str], key: str) -> list[dict[str, Any]]:
+        """Every item of a paged listing: until ``total`` is reached, a page is short or empty,
+        or a page repeats what was read (a server ignoring ``offset``)."""
         found: list[dict[str, Any]] = []
+        seen: set[Any] = set()
         offset = 0
-        while True:
+        for _ in range(_MAX_PAGES):
             answer = await self.get(path, {**params, "offset": str(offset), "count": str(_PAGE)})
             page = [item for item in answer.get(key) or [] if isinstance(item, dict)]
+            ids = [item.get("_id") for item in page]
+            if page and all(i in seen for i in ids if i is not None) and any(ids):
+                return found  # the same items again: offset is not honoured
+            seen.update(i for i in ids if i is not None)
             found += page
             offset += len(page)
             total = answer.get("total")
-            if not page or (isinstance(total, int) and offset >= total):
+            if isinstance(total, int) and not isinstance(total, bool):
+                if offset >= total or not page:
+                    return found
+            elif len(page) < _PAGE:
                 return found
+        raise RocketChatUnavailable(f"GET {path}: over {_MAX_PAGES} pages; narrow the window")
 
-    def _rate_wait(self, response: httpx.Response) -> float:
-        reset = response.headers.get("x-ratelimit-reset", "")
+    def _rate_wait(self, headers: httpx.Headers, reason: str) -> float:
+        """Until ``X-RateLimit-Reset`` (epoch ms, by Rocket.Chat's clock: measured from its
+        ``Date``), else the seconds its message says, else a minute."""
+        reset = headers.get("x-ratelimit-reset", "")
+        now = self._clock()
+        date = headers.get("date")
+        if date:
+            with contextlib.suppress(TypeError, ValueError):
+                now = email.utils.parsedate_to_datetime(date).timestamp()
         try:
-            seconds = int(reset) / 1000 - self._clock()  # an absolute epoch in milliseconds
+            seconds = int(reset) / 1000 - now
         except ValueError:
-            seconds = 60.0
-        return min(max(seconds, 0.1), _MAX_RATE_WAIT)
+            said = re.search(r"wait (\d+) seconds", reason)
+            seconds = float(said.group(1)) if said else 60.0
+        return min(max(seconds, 1.0), _MAX_RATE_WAIT)
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -301,6 +354,11 @@ class _NotFound(RocketChatError):
     """The record asked for is gone (a deleted visitor or user)."""
 
 
+def _segment(value: str) -> str:
+    """An id as one path segment (a hostile id cannot reach another endpoint)."""
+    return quote(value, safe="")
+
+
 def _permission(path: str) -> str:
     return next((name for prefix, name in PERMISSIONS if path.startswith(prefix)), "needed")
 
@@ -313,8 +371,8 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     return answer if isinstance(answer, dict) else {}
 
 
-def _reason(answer: Mapping[str, Any], response: httpx.Response) -> str:
-    return str(answer.get("error") or answer.get("message") or response.text[:300])
+def _reason(answer: Mapping[str, Any], text: str) -> str:
+    return str(answer.get("error") or answer.get("message") or text[:300])
 
 
 def _not_found(reason: str) -> bool:

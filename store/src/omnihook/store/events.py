@@ -364,13 +364,13 @@ def _accept_in(tx: Tx, batch: list[NewEvent]) -> list[Accepted]:
     keys = [e.dedup_key for e in batch if e.dedup_key not in inserted]
     identities = [e.identity for e in batch if e.dedup_key not in inserted and e.identity]
     if keys:
-        found = tx.execute(
+        stored = tx.execute(
             "SELECT dedup_key, identity, id, answer FROM events "
             f"WHERE dedup_key IN ({_marks(keys)})"
             + (f" OR identity IN ({_marks(identities)})" if identities else ""),
             [*keys, *identities],
         ).fetchall()
-        for key, identity, event_id, answer in found:
+        for key, identity, event_id, answer in stored:
             stored_by_key[str(key)] = (int(event_id), str(answer))
             if identity is not None:
                 stored_by_identity[str(identity)] = (int(event_id), str(answer))
@@ -385,7 +385,7 @@ def _accept_in(tx: Tx, batch: list[NewEvent]) -> list[Accepted]:
         elif twin is not None and twin != key and twin in inserted:
             results.append(Accepted(inserted[twin], answers[twin], duplicate=True))
         else:
-            found = (
+            found: tuple[int, str] | None = (
                 stored_by_key.get(key)
                 or (stored_by_key.get(twin) if twin else None)  # the twin's bytes were stored
                 or stored_by_identity.get(event.identity or "")
