@@ -154,3 +154,63 @@ async def test_a_server_error_is_unavailable_not_refused(httpserver: HTTPServer)
     with pytest.raises(RocketChatUnavailable, match="502"):
         await client.livechat_rooms()
     await client.aclose()
+
+
+async def test_a_server_ignoring_offset_does_not_page_forever(httpserver: HTTPServer) -> None:
+    first_page = [room(n) for n in range(100)]  # always the same full page, total missing
+    httpserver.expect_request("/api/v1/livechat/rooms").respond_with_json(
+        {"rooms": first_page, "success": True}
+    )
+    client = api(httpserver, Clock())
+    found = await client.livechat_rooms()
+    await client.aclose()
+    assert [r["_id"] for r in found] == [r["_id"] for r in first_page]
+    assert len(httpserver.log) == 2  # the repeat is seen on the second page
+
+
+async def test_an_answer_too_big_is_refused_unread(
+    httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("omnihook.receiver.rest._MAX_ANSWER_BYTES", 10_000)
+    httpserver.expect_request("/api/v1/livechat/visitors.info").respond_with_json(
+        {"visitor": {"_id": "V1", "note": "x" * 20_000}, "success": True}
+    )
+    client = api(httpserver, Clock())
+    with pytest.raises(RocketChatUnavailable, match=r"answer over 64 MiB .*after 3 attempts"):
+        await client.visitor("V1")
+    await client.aclose()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 100_000 + "]" * 100_000,  # nested past any parser's depth
+        "<html>502 Bad Gateway</html>",  # a proxy's page
+        '["not", "an", "object"]',
+    ],
+    ids=["deep", "html", "array"],
+)
+async def test_an_answer_that_is_not_a_json_object_is_unavailable(
+    httpserver: HTTPServer, body: str
+) -> None:
+    httpserver.expect_request("/api/v1/livechat/visitors.info").respond_with_data(
+        body, content_type="application/json"
+    )
+    client = api(httpserver, Clock())
+    with pytest.raises(RocketChatUnavailable, match=r"answered 200 to GET livechat/visitors"):
+        await client.visitor("V1")
+    await client.aclose()
+
+
+async def test_ids_in_a_path_cannot_reach_another_endpoint(httpserver: HTTPServer) -> None:
+    httpserver.expect_request(
+        "/api/v1/livechat/visitors.pagesVisited/../users.list"
+    ).respond_with_json({"pages": [], "total": 0, "success": True})
+    client = api(httpserver, Clock())
+    assert await client.pages_visited("../users.list") == []
+    await client.aclose()
+    request, _ = httpserver.log[0]
+    # The id travels as one path segment: no proxy or router can resolve its "../".
+    assert request.environ["REQUEST_URI"].startswith(
+        "/api/v1/livechat/visitors.pagesVisited/..%2Fusers.list?"
+    )
