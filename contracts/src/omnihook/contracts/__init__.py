@@ -36,7 +36,7 @@ from .events import (
     UnknownEvent,
     WireEvent,
 )
-from .identity import event_identity
+from .identity import event_identity, message_identity
 from .parsing import ContractError, Problem, format_path, parse_event, unknown_fields
 from .parts import (
     Agent,
@@ -113,6 +113,7 @@ __all__ = [
     "format_date",
     "format_path",
     "json_schema",
+    "message_identity",
     "parse_event",
     "samples",
     "unknown_fields",

@@ -44,7 +44,7 @@ from .events import (
     MessageEvent,
 )
 
-__all__ = ["event_identity"]
+__all__ = ["event_identity", "message_identity"]
 
 
 def event_identity(event: AnyEvent) -> str | None:
@@ -55,8 +55,7 @@ def event_identity(event: AnyEvent) -> str | None:
         message = event.message
         if message is None or not message.id:
             return None
-        when = message.edited_at or message.ts
-        return f"message:{event.id}:{message.id}:{format_date(when)}"
+        return message_identity(event.id, message.id, format_date(message.edited_at or message.ts))
     if isinstance(event, LivechatSessionStart):
         return f"start:{event.id}"
     if isinstance(event, LivechatSession):
@@ -77,3 +76,9 @@ def event_identity(event: AnyEvent) -> str | None:
         found = sorted({*event.visitor.emails, *event.visitor.phones})
         return f"lead:{event.id}:{','.join(found)}"
     return None
+
+
+def message_identity(room_id: str, message_id: str, when: str) -> str:
+    """A message event's identity: its room, its ``_id``, and ``when`` (its ``editedAt`` if
+    edited, else its ``ts``, as Rocket.Chat writes dates)."""
+    return f"message:{room_id}:{message_id}:{when}"

@@ -95,6 +95,10 @@ def reconcile(
 
     report = run_with_store(store_url, work)
     if as_json:
+        for room_id, why in report.skipped_rooms:
+            click.echo(f"room {room_id} left out: {why}", err=True)
+        for note in report.notes:
+            click.echo(f"note: {note}", err=True)
         applied = {(gap.room_id, gap.at, gap.what) for gap in report.applied}
         for gap in report.gaps:
             click.echo(json.dumps({
@@ -110,6 +114,8 @@ def _print(report: ReconcileReport, applied: bool) -> None:
     console = Console()
     for room_id, why in report.skipped_rooms:
         console.print(f"room {room_id} left out: {why}", style="yellow")
+    for note in report.notes:
+        console.print(f"note: {note}", style="yellow")
     if report.gaps:
         print_table(
             console,

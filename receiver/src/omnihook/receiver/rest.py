@@ -78,7 +78,12 @@ class RocketChatError(Exception):
 
 
 class RocketChatRefused(RocketChatError):
-    """Rocket.Chat refused the bot: wrong credentials, or a permission it lacks (named)."""
+    """Rocket.Chat refused the bot: wrong credentials, or a permission it lacks (named), or
+    the request itself (``status`` 400: a parameter this version does not know)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class RocketChatUnavailable(RocketChatError):
@@ -254,17 +259,21 @@ class RocketChatApi:
                 if status == 401:
                     raise RocketChatRefused(
                         f"Rocket.Chat refused the bot's credentials (X-User-Id/X-Auth-Token): "
-                        f"{reason}"
+                        f"{reason}",
+                        status,
                     )
                 if status == 403:
                     raise RocketChatRefused(
                         f"Rocket.Chat refused GET {path}: {reason}; give the bot the "
-                        f"{_permission(path)} permission"
+                        f"{_permission(path)} permission",
+                        status,
                     )
                 if status in (400, 404) and _not_found(reason):
                     raise _NotFound(reason)
                 if 400 <= status < 500:
-                    raise RocketChatRefused(f"Rocket.Chat refused GET {path}: {status} {reason}")
+                    raise RocketChatRefused(
+                        f"Rocket.Chat refused GET {path}: {status} {reason}", status
+                    )
                 error = f"Rocket.Chat answered {status} to GET {path}: {reason}"
             attempt += 1
             if attempt >= self._attempts:

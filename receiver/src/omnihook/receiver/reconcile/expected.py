@@ -39,6 +39,7 @@ from omnihook.contracts import (
     EventType,
     event_identity,
     format_date,
+    message_identity,
     parse_event,
 )
 from omnihook.contracts.building import (
@@ -80,6 +81,8 @@ class Unrebuildable:
     what: str
     at: str
     why: str
+    identity: str | None = None
+    """Its identity, when known: if the store received it, it is no gap."""
 
 
 def queued_prefix(room_id: str) -> str:
@@ -273,10 +276,12 @@ class _Room:
             earlier = sorted(copies.get(str(message.get("_id")), []),
                              key=lambda copy: _iso(copy.get("_updatedAt") or copy.get("ts")))  # fmt: skip
             if not earlier:
+                written = _iso(message.get("ts"))
                 self.lost.append(Unrebuildable(
-                    self.room_id, EventType.MESSAGE.value, what, _iso(message.get("ts")),
+                    self.room_id, EventType.MESSAGE.value, what, written,
                     "edited since, and Rocket.Chat kept no edit history (Message_KeepHistory "
                     "off): only its edited version can be rebuilt",
+                    message_identity(self.room_id, str(message.get("_id")), written),
                 ))  # fmt: skip
             versions = [*earlier, message]
             for number, version in enumerate(versions):

@@ -3,8 +3,8 @@
 The window ends ``lag`` seconds before now: Rocket.Chat retries a failed delivery for about 80 s
 (5 attempts, 4 × its timeout apart) and its first attempt may still be in flight, so an event
 younger than that is not taken for a gap. Of several processes sharing a store, one reconciles at
-a time: the one holding the store's ``reconcile`` lock (renewed each round; taken over when its
-holder stops).
+a time: the one holding the store's ``reconcile`` lock (renewed while it works; taken over when
+its holder stops renewing it).
 
 >>> loop = ReconcileLoop(api, store, every=600, window=86400, lag=300)   # doctest: +SKIP
 >>> task = asyncio.create_task(loop.run(stop))                          # doctest: +SKIP
@@ -18,7 +18,8 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Awaitable, Callable
 
 from omnihook.store import Store, StoreError
 
@@ -48,6 +49,7 @@ class ReconcileLoop:
         configured: WebhookSwitches | None = None,
         owner: str | None = None,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if every <= 0 or window <= 0 or lag < 0:
             raise ValueError(
@@ -59,48 +61,64 @@ class ReconcileLoop:
         self.window = window
         self.lag = lag
         self.configured = configured
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+        # Unique even when two hosts share a name or a container reuses a pid.
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease = max(2 * every, _LEASE)
+        """How long the lock outlives its last renewal."""
         self.clock = clock
+        self.sleep = sleep
+        """What the lock's renewals wait with (tests pass one that moves their clock)."""
         self.rounds = 0
         """Rounds this process reconciled (it held the lock)."""
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Reconcile every ``every`` seconds until ``stop`` is set; failures are logged and the
-        next round tries again."""
+        """Reconcile every ``every`` seconds until ``stop`` is set. A failed round is logged and
+        the next one tries again; ``stop`` ends a round in progress between two of its reads
+        (what it accepted so far stays, the rest comes next time)."""
         logger.info(
             "reconciling with Rocket.Chat every %g s: the %g s before now - %g s",
             self.every, self.window, self.lag,
         )  # fmt: skip
+        stopping = asyncio.create_task(stop.wait())
         try:
             while not stop.is_set():
-                await self.once()
+                round_ = asyncio.create_task(self.once())
+                await asyncio.wait({round_, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if not round_.done():
+                    round_.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await round_
+                    break
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.every)
+                    await asyncio.wait_for(asyncio.shield(stopping), self.every)
         finally:
+            stopping.cancel()
             with contextlib.suppress(StoreError):  # else it expires by itself
                 await self.store.locks.release(LOCK_NAME, self.owner)
 
     async def once(self) -> ReconcileReport | None:
-        """One round, if this process holds the lock: find the gaps and fill them."""
+        """One round, if this process holds the lock: find the gaps and fill them. Nothing it
+        meets escapes: every failure is logged and the round ends."""
         now = self.clock()
         try:
             await self.store.connect()
-            # Held past this round, however long it takes (renewed by the next one); a process
-            # that dies leaves it to expire, then another takes over.
-            until = now + max(2 * self.every, _LEASE)
-            if not await self.store.locks.hold(LOCK_NAME, self.owner, until, now):
+            if not await self._hold(now):
                 return None
-            switches = await read_switches(self.api, self.configured)
-            settings = await read_build_settings(self.api, switches)
-            reconciler = Reconciler(self.api, self.store, switches, settings=settings,
-                                    clock=self.clock)  # fmt: skip
-            end = now - self.lag
-            report = await reconciler.apply(await reconciler.find(end - self.window, end))
+            renewing = asyncio.create_task(self._keep_holding())
+            try:
+                report = await self._round(now)
+            finally:
+                renewing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await renewing
         except RocketChatError as exc:
             logger.error("reconcile skipped this round, Rocket.Chat: %s", exc)
             return None
         except StoreError as exc:
             logger.error("reconcile skipped this round, the store: %s", exc)
+            return None
+        except Exception:  # a bug must not end reconciling for the process's life
+            logger.exception("reconcile failed this round; the next one tries again")
             return None
         self.rounds += 1
         missing = len(report.gaps) - len(report.rebuildable)
@@ -109,4 +127,27 @@ class ReconcileLoop:
             report.rooms, report.expected, len(report.applied),
             f", {missing} missing that cannot be rebuilt" if missing else "",
         )  # fmt: skip
+        for room_id, why in report.skipped_rooms:
+            logger.warning("reconcile left room %s out: %s", room_id, why)
+        for note in report.notes:
+            logger.warning("reconcile: %s", note)
         return report
+
+    async def _round(self, now: float) -> ReconcileReport:
+        switches = await read_switches(self.api, self.configured)
+        settings = await read_build_settings(self.api, switches)
+        reconciler = Reconciler(self.api, self.store, switches, settings=settings,
+                                clock=self.clock)  # fmt: skip
+        end = now - self.lag
+        return await reconciler.apply(await reconciler.find(end - self.window, end))
+
+    async def _hold(self, now: float) -> bool:
+        # Held past this round by a lease; renewed while the round runs. A process that dies
+        # stops renewing, its lease expires, and another takes over.
+        return await self.store.locks.hold(LOCK_NAME, self.owner, now + self.lease, now)
+
+    async def _keep_holding(self) -> None:
+        while True:
+            await self.sleep(self.lease / 3)
+            with contextlib.suppress(StoreError):  # the round's own reads will say so
+                await self._hold(self.clock())

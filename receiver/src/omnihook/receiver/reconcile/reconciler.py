@@ -15,6 +15,7 @@ real delivery arriving later is then answered as its duplicate, and so is a seco
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -23,14 +24,19 @@ from typing import Any
 
 from omnihook.contracts import parse_event
 from omnihook.contracts.building import SETTING_IDS, BuildSettings, RoomRecords
-from omnihook.store import Store
+from omnihook.store import Store, StoreError
 
 from ..delivery import stored_delivery
-from ..rest import RocketChatApi, RocketChatError, RocketChatRefused
+from ..rest import RocketChatApi, RocketChatError, RocketChatRefused, RocketChatUnavailable
 from .expected import ExpectedEvent, expected_events, queued_prefix
 from .switches import WebhookSwitches
 
 __all__ = ["Gap", "ReconcileReport", "Reconciler", "read_build_settings"]
+
+logger = logging.getLogger("omnihook.reconcile")
+
+_MARGIN = 86400.0
+"""How far the room listings' date filters are widened on each side (time zones)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,8 @@ class ReconcileReport:
     applied: tuple[Gap, ...] = ()
     already: int = 0
     """Rebuilt events the store had meanwhile (a late real delivery): not stored twice."""
+    notes: tuple[str, ...] = ()
+    """What this Rocket.Chat could not tell, said once per run (a filter it lacks)."""
 
     @property
     def rebuildable(self) -> list[Gap]:
@@ -78,6 +86,7 @@ class _Compared:
 class _Seen:
     rooms: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     queued: set[str] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)
 
 
 class Reconciler:
@@ -105,11 +114,14 @@ class Reconciler:
     async def find(self, since: float, until: float) -> ReconcileReport:
         """The gaps of events sent between ``since`` and ``until`` (Unix seconds). Reads only.
 
-        Raises :class:`~omnihook.receiver.rest.RocketChatError` when Rocket.Chat refuses or
-        cannot be reached (nothing is guessed), and ``StoreError`` when the store cannot read.
+        Raises :class:`~omnihook.receiver.rest.RocketChatRefused` when Rocket.Chat refuses the
+        bot (credentials, a permission: nothing is guessed), ``RocketChatUnavailable`` when it
+        cannot list the rooms, and ``StoreError`` when the store cannot read. A room that
+        cannot be read or rebuilt is left out with the reason (``skipped_rooms``); the next
+        round tries it again.
         """
         start, end = _iso(since), _iso(until)
-        seen = await self._rooms(start, end)
+        seen = await self._rooms(since, until)
         await self.store.connect()
         slots = asyncio.Semaphore(self.concurrency)
 
@@ -118,23 +130,35 @@ class Reconciler:
             async with slots:
                 try:
                     records = await self._records(room)
+                    found, cannot = await asyncio.to_thread(
+                        expected_events, records, self.switches, settings=self.settings,
+                        in_queue=room_id in seen.queued,
+                    )  # fmt: skip
                 except _Skip as exc:
                     return _Compared(skipped=(room_id, str(exc)))
-                found, cannot = expected_events(records, self.switches, settings=self.settings,
-                                                in_queue=room_id in seen.queued)  # fmt: skip
+                except RocketChatUnavailable as exc:  # this room's reads failed; try it next time
+                    return _Compared(skipped=(room_id, f"Rocket.Chat failed reading it: {exc}"))
+                except (RocketChatRefused, StoreError):
+                    raise  # the bot or the store, not the room: every room would fail
+                except Exception as exc:  # a record this code cannot make sense of
+                    logger.exception("reconcile: room %s could not be rebuilt", room_id)
+                    why = f"its records could not be rebuilt ({type(exc).__name__}: {exc})"
+                    return _Compared(skipped=(room_id, why))
                 found = [event for event in found if start <= event.at <= end]
                 stored = (await self.store.events.identities([room_id])).get(room_id, set())
                 gaps = [Gap(e.room_id, e.type, e.what, e.at, e) for e in found
                         if not _received(e, stored)]  # fmt: skip
                 gaps += [Gap(item.room_id, item.type, item.what, item.at, None, item.why)
-                         for item in cannot if start <= item.at <= end]  # fmt: skip
+                         for item in cannot
+                         if start <= item.at <= end and item.identity not in stored]  # fmt: skip
                 return _Compared(expected=len(found), gaps=gaps)
 
         compared = await asyncio.gather(*(compare(i, r) for i, r in seen.rooms.items()))
         gaps = sorted((gap for c in compared for gap in c.gaps), key=lambda g: (g.at, g.room_id))
         skipped = tuple(c.skipped for c in compared if c.skipped is not None)
         expected = sum(c.expected for c in compared)
-        return ReconcileReport(since, until, len(seen.rooms), expected, tuple(gaps), skipped)
+        return ReconcileReport(since, until, len(seen.rooms), expected, tuple(gaps), skipped,
+                               notes=tuple(seen.notes))  # fmt: skip
 
     async def apply(self, report: ReconcileReport) -> ReconcileReport:
         """Accept every rebuildable gap through the store's delivery path, oldest first."""
@@ -156,15 +180,29 @@ class Reconciler:
 
     # -- reading Rocket.Chat -----------------------------------------------------------------------
 
-    async def _rooms(self, start: str, end: str) -> _Seen:
+    async def _rooms(self, since: float, until: float) -> _Seen:
+        """The rooms that may have events in the window: created in it, closed in or after it,
+        open now. The date filters are widened by a day: one 6.x version read them in the bot
+        user's time zone; the events themselves are then kept to the exact window."""
         seen = _Seen()
+        start, end = _iso(since - _MARGIN), _iso(until + _MARGIN)
         listings = [
             await self.api.livechat_rooms(created={"start": start, "end": end}),
             await self.api.livechat_rooms(closed={"start": start}),
             await self.api.livechat_rooms(state="open"),
             await self.api.livechat_rooms(state="onhold"),
         ]
-        queued = await self.api.livechat_rooms(state="queued")
+        try:
+            queued = await self.api.livechat_rooms(state="queued")
+        except RocketChatRefused as exc:
+            if exc.status != 400:
+                raise
+            # Before 7.0 livechat/rooms has no ``queued`` filter (invalid-params).
+            queued = []
+            seen.notes.append(
+                "this Rocket.Chat cannot list the rooms waiting in the queue (no queued filter "
+                "before 7.0): a room created before the window and still queued is not looked at"
+            )
         for room in [*(room for listing in listings for room in listing), *queued]:
             if isinstance(room.get("_id"), str):
                 seen.rooms.setdefault(room["_id"], room)
