@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -210,6 +210,7 @@ async def test_one_process_reconciles_at_a_time(
             lag=lag,
             owner=name,
             clock=clock,
+            not_before=SINCE,
         )
         for name in ("serve-a", "worker-b")
     ]
@@ -273,6 +274,7 @@ async def test_a_record_that_cannot_be_read_skips_its_room_not_the_round(
 def loop_for(
     rocketchat: FakeRocketChat, store: Store, clock: Clock, **options: Any
 ) -> ReconcileLoop:
+    options.setdefault("not_before", SINCE)
     return ReconcileLoop(api_for(rocketchat, clock), store, every=600, window=UNTIL - SINCE,
                          lag=clock.now - UNTIL, clock=clock, **options)  # fmt: skip
 
@@ -383,3 +385,26 @@ async def test_an_original_that_cannot_be_rebuilt_is_no_gap_once_received(
     await store.events.accept(stored_delivery(parse_event(body), body, source="webhook"))
     report = await find(rocketchat, store, clock)
     assert [gap for gap in report.gaps if gap.what.endswith(what) and gap.event is None] == []
+
+
+async def test_by_default_nothing_before_the_first_webhook_is_rebuilt(
+    rocketchat: FakeRocketChat, store: Store, clock: Clock
+) -> None:
+    loop = loop_for(rocketchat, store, clock, not_before=None)
+    assert await loop.once() is None  # no webhook yet: the past is not replayed into a CRM
+    assert rocketchat.requests("GET") == []
+    # The receiver goes live half way through the day: its first webhook arrives then.
+    firsts = sorted((c.payloads()[0] for c in SIMULATION.chats(CHATS) if c.room_id),
+                    key=lambda payload: str(payload["createdAt"]))  # fmt: skip
+    first = firsts[len(firsts) // 2]
+    body = json.dumps(first).encode()
+    live_since = datetime.fromisoformat(first["createdAt"].replace("Z", "+00:00")).timestamp()
+    await store.events.accept(
+        stored_delivery(parse_event(body), body, source="webhook", received_at=live_since)
+    )
+    report = await loop.once()
+    assert report is not None
+    assert report.since == live_since
+    assert report.applied
+    assert all(gap.at >= first["createdAt"] for gap in report.applied)
+    await loop.api.aclose()

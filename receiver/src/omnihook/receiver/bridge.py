@@ -11,10 +11,18 @@ import difflib
 import os
 import tomllib
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from omnihook.contracts import EventType, format_path
 from omnihook.store import DEFAULT_STORE_URL, Store, parse_store_url, register_secret
@@ -177,6 +185,9 @@ class RocketChatSettings(_Block):
     """How far back each round looks (default 24h)."""
     reconcile_lag: float = 300.0
     """How far behind now each round stops, so deliveries in flight are not taken for gaps."""
+    reconcile_not_before: float | None = None
+    """Nothing older is rebuilt (an ISO date with a time zone). Default: the first webhook the
+    store received, so that turning reconcile on does not replay the past into a CRM."""
     webhook_events: list[str] | None = None
     """The webhook switches that are on, when the bot may not read Rocket.Chat's settings."""
     navigation_history: bool = False
@@ -188,6 +199,30 @@ class RocketChatSettings(_Block):
         if value is None or isinstance(value, bool):
             return value
         return parse_duration(value)
+
+    @field_validator("reconcile_not_before", mode="before")
+    @classmethod
+    def _moment(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                raise ValueError(f"{value!r} is not an ISO date (2026-11-01T00:00:00Z)") from None
+        if isinstance(value, datetime):  # TOML writes dates bare: 2026-11-01T00:00:00Z
+            if value.tzinfo is None:
+                raise ValueError(f"{value.isoformat()} has no time zone: add Z (UTC) or an offset")
+            return value.timestamp()
+        return value
+
+    @model_validator(mode="after")
+    def _rounds_overlap(self) -> RocketChatSettings:
+        every = self.reconcile_every
+        if every is not None and self.reconcile_window < every:
+            raise ValueError(
+                f"reconcile_window ({self.reconcile_window:g} s) is shorter than reconcile_every "
+                f"({every:g} s): what happens between two rounds would never be looked at"
+            )
+        return self
 
     @field_validator("webhook_events")
     @classmethod
@@ -428,4 +463,5 @@ def build_reconcile_loop(
         )
     return ReconcileLoop(api, store, every=settings.reconcile_every,
                          window=settings.reconcile_window, lag=settings.reconcile_lag,
-                         configured=settings.switches())  # fmt: skip
+                         configured=settings.switches(),
+                         not_before=settings.reconcile_not_before)  # fmt: skip

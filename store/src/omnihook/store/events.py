@@ -282,6 +282,19 @@ class EventStore:
 
         return await self.database.run(work)
 
+    async def first_received(self, source: EventSource = "webhook") -> float | None:
+        """When the store received its first event of ``source`` (Unix seconds), ``None`` if
+        none yet: from then on, reconciling in the background fills what went missing."""
+
+        def work(tx: Tx) -> float | None:
+            # By id, the order of arrival: the primary key answers without a scan.
+            row = tx.execute(
+                "SELECT received_at FROM events WHERE source = ? ORDER BY id LIMIT 1", (source,)
+            ).fetchone()
+            return float(row[0]) if row is not None else None
+
+        return await self.database.run(work)
+
     async def identities(self, room_ids: Iterable[str]) -> dict[str, set[str]]:
         """The identities of the events stored for each room (rooms with none are left out)."""
         keys = {bounded_key(room_id): room_id for room_id in room_ids}

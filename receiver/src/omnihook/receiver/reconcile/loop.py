@@ -47,6 +47,7 @@ class ReconcileLoop:
         window: float,
         lag: float,
         configured: WebhookSwitches | None = None,
+        not_before: float | None = None,
         owner: str | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -55,12 +56,20 @@ class ReconcileLoop:
             raise ValueError(
                 "reconcile_every and reconcile_window must be positive, reconcile_lag not negative"
             )
+        if window < every:
+            raise ValueError(
+                f"reconcile_window ({window:g} s) is shorter than reconcile_every ({every:g} s): "
+                "what happens between two rounds' windows would never be looked at"
+            )
         self.api = api
         self.store = store
         self.every = every
         self.window = window
         self.lag = lag
         self.configured = configured
+        self.not_before = not_before
+        """Nothing older is rebuilt (Unix seconds). ``None``: the first webhook the store
+        received, so that turning reconcile on does not replay the past into a CRM."""
         # Unique even when two hosts share a name or a container reuses a pid.
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease = max(2 * every, _LEASE)
@@ -107,6 +116,8 @@ class ReconcileLoop:
             renewing = asyncio.create_task(self._keep_holding())
             try:
                 report = await self._round(now)
+                if report is None:
+                    return None
             finally:
                 renewing.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -133,13 +144,23 @@ class ReconcileLoop:
             logger.warning("reconcile: %s", note)
         return report
 
-    async def _round(self, now: float) -> ReconcileReport:
+    async def _round(self, now: float) -> ReconcileReport | None:
+        end = now - self.lag
+        floor = self.not_before
+        if floor is None:
+            floor = await self.store.events.first_received("webhook")
+            if floor is None:
+                logger.info("reconcile waits for the first webhook: nothing to compare yet")
+                return None
+            self.not_before = floor  # it cannot change: events are kept
+        start = max(end - self.window, floor)
+        if start >= end:
+            return None
         switches = await read_switches(self.api, self.configured)
         settings = await read_build_settings(self.api, switches)
         reconciler = Reconciler(self.api, self.store, switches, settings=settings,
                                 clock=self.clock)  # fmt: skip
-        end = now - self.lag
-        return await reconciler.apply(await reconciler.find(end - self.window, end))
+        return await reconciler.apply(await reconciler.find(start, end))
 
     async def _hold(self, now: float) -> bool:
         # Held past this round by a lease; renewed while the round runs. A process that dies
