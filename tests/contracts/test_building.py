@@ -4,7 +4,8 @@ from the records Rocket.Chat would hold for them."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from omnihook.contracts.building import (
     ROOM_EVENT_TYPES,
     BuildSettings,
     RoomRecords,
+    RoomTimeline,
     build_lead_capture,
     build_message_event,
     build_offline_message,
@@ -558,3 +560,83 @@ def test_everything_built_keeps_the_contract() -> None:
         if stored_message.get("t") in (None, "livechat-close", "livechat_navigation_history"):
             clean(records.message_event(stored_message, settings=settings))
     clean(records.lead_capture(settings=settings))
+
+
+# -- many events of one room: the timeline -------------------------------------------------------
+
+MOMENTS = [None, T0, "2025-03-14T09:30:03.000Z", "2025-03-14T09:30:04.000Z",
+           "2025-03-14T09:30:50.001Z", "2025-03-14T09:30:55.000Z", "2025-03-14T09:31:05.000Z",
+           datetime(2025, 3, 14, 9, 31, 30, tzinfo=UTC), "2025-03-14T09:59:00.000Z"]  # fmt: skip
+
+
+@pytest.mark.parametrize("at", MOMENTS)
+def test_a_timeline_gives_what_the_messages_give(at: str | datetime | None) -> None:
+    timeline = RoomTimeline(STORED)
+    assert list(timeline) == STORED
+    assert len(timeline) == len(STORED)
+    assert timeline[2] is STORED[2]
+    for settings in (BuildSettings(), BuildSettings(navigation_in_history=True)):
+        for username in ("guest-7", "smith"):
+            assert history(timeline, username, settings=settings, at=at) == history(
+                STORED, username, settings=settings, at=at
+            )
+    if at is not None:
+        assert last_message_at(room(), timeline, at) == last_message_at(room(), STORED, at)
+    for kind in ROOM_EVENT_TYPES:
+        assert build_room_event(kind, room(), visitor(), agent=agent(), messages=timeline, at=at) == (
+            build_room_event(kind, room(), visitor(), agent=agent(), messages=STORED, at=at))  # fmt: skip
+    for stored in (STORED[1], STORED[4], STORED[-1]):
+        assert build_message_event(room(), visitor(), stored, messages=timeline, at=at) == (
+            build_message_event(room(), visitor(), stored, messages=STORED, at=at))  # fmt: skip
+    assert build_lead_capture(room(), visitor(), messages=timeline, at=at) == build_lead_capture(
+        room(), visitor(), messages=STORED, at=at
+    )
+
+
+def test_a_timelines_entries_are_the_callers_to_change() -> None:
+    file_message = message(
+        "Mf", "2025-03-14T09:30:10.000Z", "", file={"_id": "F1", "name": "a.pdf"}
+    )
+    timeline = RoomTimeline([*STORED, file_message])
+    settings = BuildSettings(site_url="https://chat.example.com")
+    first = history(timeline, "guest-7", settings=settings)
+    for entry in first:
+        entry["msg"] = "changed"
+        entry.get("fileUpload", {})["publicFilePath"] = "changed"
+    assert history(timeline, "guest-7", settings=settings) == history(
+        [*STORED, file_message], "guest-7", settings=settings
+    )
+
+
+def test_records_build_from_their_timeline_made_once() -> None:
+    records = RoomRecords(room(), visitor(), tuple(STORED), (agent(),))
+    assert records.timeline is records.timeline
+    assert records.event("LivechatEdit", at="2025-03-14T09:31:00.000Z")["messages"] == history(
+        STORED, "guest-7", at="2025-03-14T09:31:00.000Z"
+    )
+    assert records.message_event("M3", at="2025-03-14T09:31:00.000Z")["lastMessageAt"] == (
+        "2025-03-14T09:31:00.000Z")  # fmt: skip
+
+
+def test_every_event_of_a_room_of_two_thousand_messages_builds_in_linear_time() -> None:
+    # As reconcile rebuilds a room: one Message event per message and room events, each as of
+    # its moment. Passing the messages themselves, each event reads them all (about 4 s here).
+    stored = [message(f"M{n}", format_ts(n), f"line {n}", by="visitor" if n % 2 else "agent")
+              for n in range(2000)]  # fmt: skip
+    timeline = RoomTimeline(stored)
+    started = time.perf_counter()
+    for each in stored:
+        build_message_event(room(), visitor(), each, messages=timeline, at=each["ts"])
+    for each in stored[::400]:
+        build_room_event(
+            "LivechatSessionTaken", room(), visitor(), messages=timeline, at=each["ts"]
+        )
+    assert time.perf_counter() - started < 2.0
+    last = stored[-1]
+    assert build_message_event(room(), visitor(), last, messages=timeline, at=last["ts"]) == (
+        build_message_event(room(), visitor(), last, messages=stored, at=last["ts"]))  # fmt: skip
+
+
+def format_ts(seconds: int) -> str:
+    moment = datetime(2025, 3, 14, 9, 31, tzinfo=UTC) + timedelta(seconds=seconds)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")

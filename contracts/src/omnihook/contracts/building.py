@@ -69,10 +69,11 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, overload
 from urllib.parse import quote
 
 from .dates import format_date
@@ -86,6 +87,7 @@ __all__ = [
     "BuildSettings",
     "RoomEventType",
     "RoomRecords",
+    "RoomTimeline",
     "build_lead_capture",
     "build_message_event",
     "build_offline_message",
@@ -293,7 +295,10 @@ def history(
     sorted by ``ts``, those with a system type ``t`` skipped except ``livechat-close`` and, when
     ``settings.navigation_in_history``, navigation messages; with ``at``, only those with
     ``ts`` ≤ ``at``. Thread replies stay in. ``visitor_username`` tells the visitor's messages
-    (no ``agentId``) from everyone else's."""
+    (no ``agentId``) from everyone else's. ``messages`` may be a :class:`RoomTimeline` (the same
+    result, without sorting and filtering every message again)."""
+    if isinstance(messages, RoomTimeline):
+        return messages.history(visitor_username, settings=settings, at=at)
     limit = _instant(at) if at is not None else None
     visible = [m for m in messages if m.get("_hidden") is not True]
     if limit is not None:
@@ -385,7 +390,10 @@ def last_message_at(
 ) -> str:
     """The room's ``lm`` as it was at ``at``: the ``ts`` of the latest message without a system
     type (and not a hidden edit copy) sent by then, else the room's own ``ts`` (a new room's
-    ``lm`` is its creation time). Edits and system messages do not move ``lm``."""
+    ``lm`` is its creation time). Edits and system messages do not move ``lm``. ``messages`` may
+    be a :class:`RoomTimeline` (a bisection instead of a pass over every message)."""
+    if isinstance(messages, RoomTimeline):
+        return messages.last_message_at(room, at)
     limit = _instant(at)
     latest = _instant(room.get("ts"))
     for message in messages:
@@ -395,6 +403,109 @@ def last_message_at(
         if latest < ts <= limit:
             latest = ts
     return format_date(latest)
+
+
+# -- many events of one room -------------------------------------------------------------------
+
+
+class RoomTimeline(Sequence[Mapping[str, Any]]):
+    """A room's stored messages read once, to build many events of the room cheaply.
+
+    Rebuilding every event of a room means one history and one ``lastMessageAt`` per event, each
+    a pass over every message (parsing each date, sorting): quadratic in the room's size. A
+    timeline sorts the visible messages by ``ts`` once, keeps the times of the messages that move
+    the room's ``lm`` sorted once, and builds each history entry once (per visitor username and
+    settings); the history and ``lastMessageAt`` at a moment are then a bisection, plus copying
+    the entries out. Every builder that takes ``messages`` takes a timeline instead, with the
+    same output; it is a sequence of the stored messages, in their stored order::
+
+        timeline = RoomTimeline(records.messages)          # or records.timeline
+        for message in ...:
+            build_message_event(room, visitor, message, messages=timeline, at=...)
+
+    The messages are read when the timeline is made: make another one after they change.
+
+    >>> timeline = RoomTimeline([
+    ...     {"_id": "M2", "msg": "later", "ts": "2025-01-01T10:00:09.000Z", "u": {"username": "smith"}},
+    ...     {"_id": "M1", "msg": "hi", "ts": "2025-01-01T10:00:01.000Z", "u": {"username": "guest-1"}},
+    ...     {"_id": "S1", "t": "uj", "msg": "", "ts": "2025-01-01T10:00:05.000Z", "u": {"username": "smith"}}])
+    >>> [e["_id"] for e in history(timeline, "guest-1", at="2025-01-01T10:00:05.000Z")]
+    ['M1']
+    >>> last_message_at({"ts": "2025-01-01T10:00:00.000Z"}, timeline, "2025-01-01T10:00:08.000Z")
+    '2025-01-01T10:00:01.000Z'
+    >>> len(timeline), timeline[0]["_id"]
+    (3, 'M2')
+    """
+
+    def __init__(self, messages: Iterable[Mapping[str, Any]]) -> None:
+        self._messages: tuple[Mapping[str, Any], ...] = tuple(messages)
+        dated = [(_instant(m.get("ts")), m) for m in self._messages if m.get("_hidden") is not True]
+        dated.sort(key=lambda pair: pair[0])  # stable, as MongoDB's sort on ts
+        self._visible = [message for _, message in dated]
+        self._visible_at = [moment for moment, _ in dated]
+        # What moves lm: the messages without a system type (the order is kept: still sorted).
+        self._chat_at = [moment for moment, m in dated if not _truthy(m.get("t"))]
+        self._entries: dict[tuple[str | None, BuildSettings], list[dict[str, Any] | None]] = {}
+
+    @overload
+    def __getitem__(self, index: int) -> Mapping[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Mapping[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> Mapping[str, Any] | Sequence[Mapping[str, Any]]:
+        return self._messages[index]
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+    def __iter__(self) -> Iterator[Mapping[str, Any]]:
+        return iter(self._messages)
+
+    def history(
+        self,
+        visitor_username: str | None,
+        *,
+        settings: BuildSettings = _DEFAULT_SETTINGS,
+        at: str | datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        """:func:`history` of these messages: fresh entries (their nested values are the
+        records' own, as :func:`history_entry` leaves them)."""
+        end = len(self._visible) if at is None else bisect_right(self._visible_at, _instant(at))
+        key = (visitor_username, settings)
+        entries = self._entries.get(key)
+        if entries is None:
+            entries = self._entries[key] = [
+                history_entry(m, visitor_username, settings=settings)
+                if _sent(m, settings)
+                else None
+                for m in self._visible
+            ]
+        return [_fresh(entry) for entry in entries[:end] if entry is not None]
+
+    def last_message_at(self, room: Mapping[str, Any], at: str | datetime) -> str:
+        """:func:`last_message_at` of ``room`` with these messages."""
+        latest = _instant(room.get("ts"))
+        found = bisect_right(self._chat_at, _instant(at))
+        if found and self._chat_at[found - 1] > latest:
+            latest = self._chat_at[found - 1]
+        return format_date(latest)
+
+
+def _fresh(entry: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a cached entry that a caller may change (``fileUpload`` is the entry's own)."""
+    copied = dict(entry)
+    upload = copied.get("fileUpload")
+    if isinstance(upload, dict):
+        copied["fileUpload"] = dict(upload)
+    return copied
+
+
+def _stored(messages: Iterable[Mapping[str, Any]]) -> Sequence[Mapping[str, Any]]:
+    """The messages, read once (a timeline as it is)."""
+    if isinstance(messages, RoomTimeline):
+        return messages
+    return list(messages)
 
 
 # -- the events --------------------------------------------------------------------------------
@@ -420,7 +531,8 @@ def build_room_event(
     record of ``room.servedBy``. A Forwarded event to an agent takes ``old_served_by`` (the
     room's ``servedBy`` before, ``{_id, username, ts}``), one to a department
     ``old_department_id`` (``room.departmentId`` already being the new one). ``at`` rebuilds the
-    event as it was at that moment (the history up to then, ``lastMessageAt`` then).
+    event as it was at that moment (the history up to then, ``lastMessageAt`` then). To build
+    many events of one room, pass its messages as a :class:`RoomTimeline`.
 
     Per-type fields, after ``messages``: Start and Queued ``departmentId``; Taken
     ``departmentId, servedBy``; Forwarded ``departmentId, servedBy, oldDepartmentId,
@@ -428,7 +540,7 @@ def build_room_event(
     is absent when the room does not hold it.
     """
     kind = _room_event_type(event_type)
-    stored = list(messages)
+    stored = _stored(messages)
     payload = guest_info(room, visitor, agent=agent, settings=settings, at=at, messages=stored)
     payload["type"] = kind
     payload["messages"] = history(stored, visitor.get("username"), settings=settings, at=at)
@@ -458,7 +570,10 @@ def build_message_event(
     Rocket.Chat sends it when the message is saved (the visitor-message switch when the message
     has a ``token``, the agent-message switch otherwise) and again on each edit, with
     ``editedAt``. With ``at`` (and the room's ``messages``), ``lastMessageAt`` is the room's
-    ``lm`` then; rebuilding an edit's event, ``at`` is its ``editedAt``.
+    ``lm`` then. Rocket.Chat builds the event from the room it read before saving the message
+    and updates the room's ``lm`` only after the callbacks ran (``afterSaveMessage.ts``), so a
+    new message's event carries the ``lm`` before it: rebuild it with ``at`` just before its
+    ``ts``. An edit's event carries the room read when editing: ``at`` is its ``editedAt``.
 
     Raises ``ValueError`` for a system message Rocket.Chat never sends this way (any ``t`` but
     ``livechat-close`` and, when ``settings.navigation_in_history``, navigation).
@@ -466,7 +581,7 @@ def build_message_event(
     if not _sent(message, settings):
         raise ValueError(f"Rocket.Chat sends no Message event for a {message.get('t')!r} message")
     payload = guest_info(
-        room, visitor, agent=agent, settings=settings, at=at, messages=list(messages)
+        room, visitor, agent=agent, settings=settings, at=at, messages=_stored(messages)
     )
     payload["type"] = "Message"
     payload["messages"] = [history_entry(message, visitor.get("username"), settings=settings)]
@@ -486,7 +601,7 @@ def build_lead_capture(
     lead email or phone pattern and the matches were added to the visitor (``visitor`` is the
     record after that)."""
     payload = guest_info(
-        room, visitor, agent=agent, settings=settings, at=at, messages=list(messages)
+        room, visitor, agent=agent, settings=settings, at=at, messages=_stored(messages)
     )
     payload["type"] = "LeadCapture"
     payload["messages"] = []
@@ -525,8 +640,8 @@ def _room_event_type(event_type: EventType | str) -> str:
 
 @dataclass(frozen=True)
 class RoomRecords:
-    """What Rocket.Chat holds about one room: the room, its visitor, the users who served it and
-    every stored message (system messages and hidden edit copies included).
+    """What Rocket.Chat holds about one room: the room, its visitor, the users who served or
+    joined it and every stored message (system messages and hidden edit copies included).
 
     >>> records = RoomRecords(
     ...     {"_id": "R1", "ts": "2025-01-01T10:00:00.000Z", "servedBy": {"_id": "A1"}},
@@ -544,6 +659,13 @@ class RoomRecords:
     @property
     def room_id(self) -> str:
         return str(self.room.get("_id"))
+
+    @functools.cached_property
+    def timeline(self) -> RoomTimeline:
+        """The messages as a :class:`RoomTimeline`, made the first time it is asked for (from
+        the messages as they are then): pass it as ``messages`` to build many events of the
+        room; the methods below use it."""
+        return RoomTimeline(self.messages)
 
     @property
     def agent(self) -> Mapping[str, Any] | None:
@@ -574,7 +696,7 @@ class RoomRecords:
     ) -> dict[str, Any]:
         """:func:`build_room_event` from these records."""
         return build_room_event(
-            event_type, self.room, self.visitor, agent=self.agent, messages=self.messages,
+            event_type, self.room, self.visitor, agent=self.agent, messages=self.timeline,
             settings=settings, at=at, old_served_by=old_served_by,
             old_department_id=old_department_id,
         )  # fmt: skip
@@ -590,7 +712,7 @@ class RoomRecords:
         record = self.message(message) if isinstance(message, str) else message
         return build_message_event(
             self.room, self.visitor, record, agent=self.agent, settings=settings, at=at,
-            messages=self.messages,
+            messages=self.timeline if at is not None else (),
         )  # fmt: skip
 
     def lead_capture(
@@ -599,7 +721,7 @@ class RoomRecords:
         """:func:`build_lead_capture` from these records."""
         return build_lead_capture(
             self.room, self.visitor, agent=self.agent, settings=settings, at=at,
-            messages=self.messages,
+            messages=self.timeline if at is not None else (),
         )  # fmt: skip
 
 
