@@ -1,11 +1,17 @@
-"""ChatBuilder keeps Rocket.Chat's records and sends what current Rocket.Chat sends: Start before any
-message, the first message its own event, a take before each forward to an agent, the closing
-message in Close's history; the system messages of each step stored."""
+"""ChatBuilder keeps Rocket.Chat's records and sends what current Rocket.Chat sends, in its order:
+Start before any message, the first message its own event (after an auto-assigned take's Chat
+Taken), a take before each forward to an agent or auto-assigned department, the transfer after
+the take and ``ul`` after the transfer, a forward into a department's queue sent while the room
+is still served, hidden edit copies dated by the edit that replaced them, a manager's join that
+sends nothing, a new message's event with the room as it was before it, the closing message in
+Close's history."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,7 +53,39 @@ def test_start_comes_before_any_message_and_the_first_message_has_its_own_event(
         "Jane Doe",
         "guest-1",
     )
-    assert builder.room["lm"] == stored["ts"] == first["lastMessageAt"]
+    assert builder.room["lm"] == stored["ts"]
+    # Built from the room read before the message was saved: lm moves only afterwards.
+    assert first["lastMessageAt"] == start["createdAt"]
+    second = builder.visitor_says("Order A-1")
+    assert second["lastMessageAt"] == stored["ts"]
+
+
+def test_an_auto_assigned_first_message_comes_after_its_take() -> None:
+    builder = chat()
+    first = builder.visitor_starts("Hi, my order has not arrived", agent=SMITH)
+    start, taken, _ = builder.last_events
+    assert [p["type"] for p in builder.last_events] == [
+        "LivechatSessionStart",
+        "LivechatSessionTaken",
+        "Message",
+    ]
+    # The deferred Taken hook reads the history before the first message is inserted.
+    assert (taken["messages"], taken["lastMessageAt"]) == ([], start["createdAt"])
+    assert taken["servedBy"]["_id"] == "A1"
+    assert kinds(builder) == ["livechat-started", "command", "uj", None]
+    join, message = builder.records().messages[2:]
+    assert builder.room["servedBy"]["ts"] < join["ts"] < message["ts"] == first["messages"][0]["ts"]
+    assert builder.moments == sorted(builder.moments)
+    queued = chat()
+    queued.visitor_starts("Hi")
+    assert [p["type"] for p in queued.last_events] == [
+        "LivechatSessionStart",
+        "LivechatSessionQueued",
+        "Message",
+    ]
+    assert queued.last_events[1]["messages"] == []
+    with pytest.raises(RuntimeError, match="exists"):
+        queued.visitor_starts("again")
 
 
 def test_a_take_stores_servedby_then_connected_and_uj() -> None:
@@ -56,7 +94,8 @@ def test_a_take_stores_servedby_then_connected_and_uj() -> None:
     taken = builder.take(SMITH)
     assert kinds(builder) == ["livechat-started", "command", "uj"]
     command, join = builder.records().messages[1:]
-    assert (command["msg"], join["msg"], join["u"]["_id"]) == ("connected", "smith", "A1")
+    # RoutingManager.assignAgent: saveSystemMessage('uj', rid, '', user)
+    assert (command["msg"], join["msg"], join["u"]["_id"]) == ("connected", "", "A1")
     served_at = builder.room["servedBy"]["ts"]
     assert served_at < command["ts"] < join["ts"]  # servedBy first, the messages a moment later
     assert taken["servedBy"] == builder.room["servedBy"]
@@ -68,7 +107,7 @@ def test_a_take_stores_servedby_then_connected_and_uj() -> None:
     }
 
 
-def test_a_forward_to_an_agent_is_a_take_then_the_forward() -> None:
+def test_a_forward_to_an_agent_is_a_take_then_the_transfer_then_ul() -> None:
     builder = chat(settings=BuildSettings(agent_custom_fields=frozenset({"team"})))
     builder.start()
     builder.take(SMITH)
@@ -83,35 +122,69 @@ def test_a_forward_to_an_agent_is_a_take_then_the_forward() -> None:
     assert taken["servedBy"]["_id"] == forwarded["servedBy"]["_id"] == "A2"
     assert forwarded["oldServedBy"] == before
     assert forwarded["agent"]["customFields"] == {"team": "B2"}  # only what is sent to integrations
-    assert kinds(builder)[3:] == ["command", "uj", "ul", "livechat_transfer_history"]
-    transfer = builder.records().messages[-1]["transferData"]
-    assert (transfer["scope"], transfer["comment"], transfer["transferredTo"]["_id"], transfer["transferredBy"]["_id"]) == (
-        "agent", "billing question", "A2", "A1")  # fmt: skip
-    assert transfer["ts"] < builder.room["servedBy"]["ts"]  # the transfer began before the take
+    # forwardRoomToAgent: takeInquiry (command, uj), then saveTransferHistory, then the ul
+    assert kinds(builder)[3:] == ["command", "uj", "livechat_transfer_history", "ul"]
+    command, join, transfer, left = builder.records().messages[3:]
+    data = transfer["transferData"]
+    assert (data["scope"], data["comment"], data["transferredTo"]["_id"], data["transferredBy"]) == (
+        "agent", "billing question", "A2",
+        {"_id": "A1", "username": "smith", "name": "Agent Smith", "userType": "agent"})  # fmt: skip
+    served_at = builder.room["servedBy"]["ts"]
+    assert served_at < command["ts"] < join["ts"] < data["ts"] < transfer["ts"] < left["ts"]
+    assert (left["msg"], left["u"]["_id"]) == ("smith", "A1")
 
 
-def test_a_forward_to_a_department_with_or_without_an_agent() -> None:
+def test_a_forward_to_a_department_that_assigns_an_agent() -> None:
     builder = chat()
     builder.start()
     builder.take(SMITH)
-    queued = builder.forward_to_department("D2")
-    assert [p["type"] for p in builder.last_events] == ["LivechatSessionForwarded"]
-    assert (queued["departmentId"], queued["oldDepartmentId"], "servedBy" in queued) == (
-        "D2",
-        "D1",
-        False,
-    )
-    assert builder.records().messages[-1]["transferData"]["previousDepartment"] == "D1"
-    builder.take(SMITH)
-    assigned = builder.forward_to_department("D3", EMMA)
+    forwarded = builder.forward_to_department("D2", EMMA)
+    taken, again = builder.last_events
+    assert again == forwarded
     assert [p["type"] for p in builder.last_events] == [
         "LivechatSessionTaken",
         "LivechatSessionForwarded",
     ]
-    assert (assigned["servedBy"]["_id"], assigned["oldDepartmentId"]) == ("A2", "D2")
+    # The take happens while the room still has its old department; the department changes last.
+    assert (taken["servedBy"]["_id"], taken["departmentId"]) == ("A2", "D1")
+    assert (forwarded["servedBy"]["_id"], forwarded["departmentId"]) == ("A2", "D2")
+    assert (forwarded["oldDepartmentId"], forwarded["agent"]["_id"]) == ("D1", "A2")
+    assert kinds(builder)[3:] == ["command", "uj", "livechat_transfer_history", "ul"]
+    data = builder.records().messages[5]["transferData"]
+    assert (data["scope"], data["previousDepartment"], data["nextDepartment"]) == (
+        "department",
+        "D1",
+        {"_id": "D2"},
+    )
+    assert "transferredTo" not in data  # routing chose the agent, not the forwarder
+    builder.forward_to_department("D3", SMITH, picked=True)
+    assert builder.records().messages[-2]["transferData"]["transferredTo"]["_id"] == "A1"
+    with pytest.raises(RuntimeError, match="same-department"):
+        builder.forward_to_department("D3", EMMA)
 
 
-def test_a_return_to_the_queue_sends_queued() -> None:
+def test_a_forward_into_a_departments_queue_is_sent_while_the_room_is_still_served() -> None:
+    builder = chat()
+    builder.start()
+    builder.take(SMITH)
+    forwarded = builder.forward_to_department("D2")
+    queued = builder.last_events[-1]
+    assert [p["type"] for p in builder.last_events] == [
+        "LivechatSessionForwarded",
+        "LivechatSessionQueued",
+    ]
+    assert builder.last_events[0] == forwarded
+    # unassignAgent: updateChatDepartment (Forwarded) before removeAgentByRoomId
+    assert (forwarded["departmentId"], forwarded["oldDepartmentId"]) == ("D2", "D1")
+    assert (forwarded["servedBy"]["_id"], forwarded["agent"]["_id"]) == ("A1", "A1")
+    assert ("servedBy" in queued, "agent" in queued, queued["departmentId"]) == (False, False, "D2")
+    assert kinds(builder)[3:] == ["livechat_transfer_history", "ul"]
+    assert builder.records().messages[-2]["transferData"]["previousDepartment"] == "D1"
+    assert builder.room["queuedAt"] > builder.room["ts"]
+    assert builder.take(EMMA)["departmentId"] == "D2"
+
+
+def test_a_return_to_the_queue_saves_the_transfer_then_unassigns_and_sends_queued() -> None:
     builder = chat()
     builder.start()
     builder.take(SMITH)
@@ -121,8 +194,38 @@ def test_a_return_to_the_queue_sends_queued() -> None:
         False,
         False,
     )
-    assert builder.records().messages[-1]["transferData"]["scope"] == "queue"
+    assert kinds(builder)[3:] == ["livechat_transfer_history", "ul"]
+    transfer = builder.records().messages[3]
+    assert (transfer["transferData"]["scope"], transfer["transferData"]["previousDepartment"]) == (
+        "queue",
+        "D1",
+    )
+    assert transfer["ts"] < builder.room["queuedAt"]
     assert builder.room["queuedAt"] > builder.room["ts"]
+    with pytest.raises(RuntimeError, match="no agent"):
+        builder.return_to_queue()
+
+
+def test_a_manager_joining_stores_uj_alone_and_sends_nothing() -> None:
+    boss = AgentUser("M1", "boss", "Big Boss", roles=("user", "livechat-manager"))
+    builder = chat()
+    builder.visitor_starts("Hi", agent=SMITH)
+    sent = len(builder.events)
+    builder.join(boss)
+    assert (builder.last_events, len(builder.events)) == ([], sent)
+    join = builder.records().messages[-1]
+    assert (join["t"], join["msg"], join["u"]["_id"]) == ("uj", "boss", "M1")
+    assert builder.room["servedBy"]["_id"] == "A1"  # no take
+    manager = builder.records().user("M1")
+    assert manager is not None
+    assert manager["roles"] == ["user", "livechat-manager"]
+    said = builder.user_says(boss, "I am looking at this one")
+    assert (said["messages"][0]["agentId"], said["agent"]["_id"]) == ("M1", "A1")
+    builder.forward_to_agent(EMMA)
+    assert kinds(builder)[-2:] == ["ul", "ul"]  # the agent before and the manager leave
+    assert [m["u"]["_id"] for m in builder.records().messages[-2:]] == ["A1", "M1"]
+    with pytest.raises(RuntimeError, match="not in the room"):
+        builder.user_says(boss, "still here?")
 
 
 def test_close_stores_the_closing_message_just_after_closed_at_and_sends_it() -> None:
@@ -132,7 +235,11 @@ def test_close_stores_the_closing_message_just_after_closed_at_and_sends_it() ->
     builder.visitor_says("thanks")
     close = builder.close(comment="Solved")
     closing = builder.records().messages[-1]
-    assert (closing["t"], closing["msg"], closing["u"]["_id"]) == ("livechat-close", "Solved", "A1")
+    assert (closing["t"], closing["msg"], closing["u"]) == (
+        "livechat-close",
+        "Solved",
+        {"_id": "A1", "username": "smith"},  # the closer as closedBy names them
+    )
     assert builder.room["closedAt"] < closing["ts"]
     assert "open" not in builder.room
     assert close["messages"][-1]["closingMessage"] is True
@@ -145,20 +252,35 @@ def test_close_stores_the_closing_message_just_after_closed_at_and_sends_it() ->
     assert by_visitor.records().messages[-1]["token"] == "tok"
 
 
-def test_an_edit_keeps_a_hidden_copy_and_is_sent_again() -> None:
+def test_an_edit_keeps_a_hidden_copy_dated_by_the_edit_that_replaced_it() -> None:
     builder = chat()
     builder.start()
     sent = builder.visitor_says("order A-1")
-    edited = builder.edit_message(-1, "order A-2")
-    original, copy = builder.records().messages[-2:]
-    assert (copy["_hidden"], copy["parent"], copy["msg"], copy["ts"]) == (
-        True,
-        original["_id"],
-        "order A-1",
-        original["ts"],
+    first = builder.edit_message(-1, "order A-2")
+    second = builder.edit_message(-1, "order A-3", by=SMITH)
+    original, copy, again = builder.records().messages[-3:]
+    assert (copy["_hidden"], copy["parent"], copy["msg"], copy["ts"], "editedAt" in sent["messages"][0]) == (
+        True, original["_id"], "order A-1", original["ts"], False)  # fmt: skip
+    assert (again["_hidden"], again["parent"], again["msg"]) == (True, original["_id"], "order A-2")
+    # cloneAndSaveAsHistoryByRecord: editedAt = the clone's time (the edit replacing that
+    # version), editedBy = that editor, _updatedAt = now; the message's own editedAt a moment later.
+    assert (
+        copy["editedAt"]
+        == copy["_updatedAt"]
+        < first["messages"][0]["editedAt"]
+        < again["editedAt"]
     )
-    assert edited["messages"][0]["_id"] == sent["messages"][0]["_id"]
-    assert edited["messages"][0]["editedAt"] == original["editedAt"]
+    assert again["editedAt"] < second["messages"][0]["editedAt"] == original["editedAt"]
+    assert (copy["editedBy"], again["editedBy"], original["editedBy"]) == (
+        {"_id": "V1", "username": "guest-1"},
+        {"_id": "A1", "username": "smith"},
+        {"_id": "A1", "username": "smith"},
+    )
+    assert next(iter(copy)) == "_id"
+    assert list(copy)[-4:] == ["_hidden", "parent", "editedAt", "editedBy"]
+    assert list(again)[-2:] == ["_hidden", "parent"]  # a spread keeps editedAt where it was
+    assert first["messages"][0]["_id"] == sent["messages"][0]["_id"]
+    assert first["lastMessageAt"] == original["ts"]  # the room read when editing
     without = chat(keep_history=False)
     without.start()
     without.visitor_says("x")
@@ -173,6 +295,7 @@ def test_lead_capture_adds_what_matched_to_the_visitor() -> None:
     builder.visitor_says("Reach me at jane@example.com or (11) 98765-4321")
     lead = builder.lead_capture()
     assert (lead["type"], lead["messages"]) == ("LeadCapture", [])
+    assert lead["lastMessageAt"] == builder.room["ts"]  # the room the message's callbacks got
     assert lead["visitor"]["email"] == [{"address": "jane@example.com"}]
     assert lead["visitor"]["phone"] == [{"phoneNumber": "(11) 98765-4321"}]
     assert builder.records().visitor["visitorEmails"] == [{"address": "jane@example.com"}]
@@ -259,3 +382,82 @@ def test_an_opening_message_before_start_is_in_its_history_as_the_reference_show
     assert [m["msg"] for m in start["messages"]] == ["Hi"]
     assert start["lastMessageAt"] == start["messages"][0]["ts"]
     assert builder.last_events == [start]
+
+
+# -- the simulator against the hand-written records of real rooms ---------------------------------
+
+FIXTURES = Path(__file__).parent.parent / "receiver" / "fixtures"
+BOSS = AgentUser("M1", "boss", "Big Boss", roles=("user", "livechat-manager"))
+BOT = AgentUser("B1", "helpbot", "Help Bot", roles=("bot", "livechat-agent"))
+BLOCKS = [{"type": "section", "text": {"type": "mrkdwn", "text": "Did this help?"}}]
+
+
+def replay(case: str) -> ChatBuilder:
+    """The story of fixture ``case``, played with ChatBuilder."""
+    builder = chat(keep_history=case != "edited-without-history")
+    if case in ("open-queued", "closed-by-visitor"):
+        builder.visitor_starts("Hi")
+        builder.visitor_says("Hello?")
+        if case == "closed-by-visitor":
+            builder.close(by="visitor", comment="Closed by visitor")
+        return builder
+    builder.visitor_starts("Hi", agent=BOT if case == "bot-agent" else SMITH)
+    builder.agent_says("Hello")
+    if case == "forward-to-agent":
+        builder.forward_to_agent(EMMA, "billing question")
+        builder.agent_says("Refunded")
+        builder.visitor_says("Thanks")
+    elif case == "forward-to-department":
+        builder.forward_to_department("D2", EMMA, "shipping question")
+        builder.agent_says("Done")
+    elif case == "return-to-queue":
+        builder.return_to_queue()
+        builder.visitor_says("Hello?")
+        builder.take(EMMA)
+        builder.agent_says("Here")
+    elif case == "edited-twice":
+        builder.visitor_says("Great")
+        builder.edit_message(1, "Hello!")
+        builder.edit_message(1, "Hello!!")
+        builder.agent_says("Anything else?")
+    elif case == "edited-without-history":
+        builder.edit_message(1, "Hello!")
+        builder.visitor_says("Thanks")
+    elif case == "manager-joins":
+        builder.join(BOSS)
+        builder.user_says(BOSS, "Yes")
+        builder.visitor_says("Great")
+    elif case == "bot-agent":
+        builder.agent_says(None, blocks=BLOCKS)
+        builder.visitor_says("Yes, thanks!")
+    elif case == "plain-chat":
+        builder.visitor_says("Order A-1")
+        builder.agent_says("It ships tomorrow")
+    builder.close(comment="Done")
+    return builder
+
+
+@pytest.mark.parametrize("case", sorted(path.stem for path in FIXTURES.glob("*.json")))
+def test_the_builder_stores_and_sends_as_the_real_records_show(case: str) -> None:
+    fixture = json.loads((FIXTURES / f"{case}.json").read_text())
+    builder = replay(case)
+
+    def stored(messages: Any) -> list[tuple[Any, ...]]:
+        """Each message's type, hidden or not, and the text of a take's or a join's messages
+        (a join's uj holds the username, a take's nothing)."""
+        return [(m.get("t"), m.get("_hidden", False),
+                 ("the username" if m["msg"] == m["u"]["username"] else m["msg"]) if m.get("t") in ("uj", "command") else None)
+                for m in messages]  # fmt: skip
+
+    def sent(payloads: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        return [(p["type"], len(p["messages"]), p.get("departmentId") is not None, "agent" in p,
+                 p["messages"][0].get("editedAt") is not None if p["type"] == "Message" else None)
+                for p in payloads]  # fmt: skip
+
+    assert stored(builder.records().messages) == stored(fixture["messages"])
+    assert sent(builder.events) == sent([hook["payload"] for hook in fixture["webhooks"]])
+    # A new message's event carries the lm before it, as in the real records.
+    for payloads in (builder.events, [hook["payload"] for hook in fixture["webhooks"]]):
+        for payload in payloads:
+            if payload["type"] == "Message" and "editedAt" not in payload["messages"][0]:
+                assert payload["lastMessageAt"] < payload["messages"][0]["ts"]

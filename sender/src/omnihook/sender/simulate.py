@@ -3,12 +3,16 @@
 >>> chats = Simulation(seed=7).chats(100)          # deterministic for a seed
 >>> report = await play(chats, "http://127.0.0.1:8000/rocketchat", token="s3cret")  # doctest: +SKIP
 
-A chat starts (the room is created: Chat Start with no message), queues, gets the visitor's first
-message, is taken (or abandoned in the queue), trades visitor and agent messages (some edited,
-some with a file or UIKit blocks), is sometimes forwarded to another agent (a Chat Taken, then
-the Forwarded event) or department, sometimes captures a lead, and closes by the agent (with a
-comment) or the visitor; some rooms are edited after close; a few visitors leave an offline
-message instead. Payloads evolve as Rocket.Chat's do: the history grows, ``servedBy`` appears once
+A chat starts with the visitor's first message: Rocket.Chat creates the room (Chat Start, with no
+message), then either assigns an agent at once (auto-assignment: Chat Taken, still with no
+message) or queues the room (Chat Queued) until an agent takes it; then the message itself is
+saved and sent. Chats then trade visitor and agent messages (some edited, some with a file or
+UIKit blocks), are sometimes forwarded to another agent (a Chat Taken, then the Forwarded event)
+or department (auto-assigned: Chat Taken then Forwarded; or into its queue: Forwarded then
+Chat Queued, until someone takes it), sometimes capture a lead, and close by the agent (with a
+comment) or the visitor; some are abandoned in the queue; some rooms are edited after close; a
+few visitors leave an offline message instead. The records follow Rocket.Chat's order
+(:mod:`omnihook.sender.chat`). Payloads evolve as Rocket.Chat's do: the history grows, ``servedBy`` appears once
 taken, ``crmData`` echoes the endpoint's last 200 body for the room.
 
 Playing can also keep a fake Rocket.Chat up to date (``rocketchat=``: each chat's records after
@@ -192,18 +196,21 @@ class Simulation:
         def add(label: str, build: Callable[[], dict[str, Any]]) -> None:
             steps.append(Step(label, build))
 
-        def add_both(first_label: str, second_label: str, action: Callable[[], object]) -> None:
-            """One action, two webhooks (both built when it happens, as Rocket.Chat does)."""
+        def add_each(labels: tuple[str, ...], action: Callable[[], object]) -> None:
+            """One action, one webhook per label (all built when it happens, as Rocket.Chat
+            does, then sent in order)."""
             later: list[dict[str, Any]] = []
 
             def first_event() -> dict[str, Any]:
                 action()
-                first, second = builder.last_events
-                later.append(second)
+                first, *rest = builder.last_events
+                assert len(rest) == len(labels) - 1, (labels, builder.last_events)
+                later.extend(rest)
                 return first
 
-            add(first_label, first_event)
-            add(second_label, lambda: later.pop(0))
+            add(labels[0], first_event)
+            for label in labels[1:]:
+                add(label, lambda: later.pop(0))
 
         said = 0
 
@@ -215,19 +222,25 @@ class Simulation:
             assert payload is not None  # navigation messages are sent in this simulation
             return payload
 
-        add("start", builder.start)
-        add("queued", builder.queue)
-        add("visitor message", lambda: builder.visitor_says(visitor_line()))
+        agent = rng.choice(_AGENTS)
+        abandoned = rng.random() < 0.1
+        auto = not abandoned and rng.random() < 0.5
+        if auto:  # assigned as the room is created
+            add_each(("start", "taken", "visitor message"),
+                     lambda: builder.visitor_starts(visitor_line(), agent=agent))  # fmt: skip
+        else:  # queued: manual selection, a waiting queue, no agent free
+            add_each(("start", "queued", "visitor message"),
+                     lambda: builder.visitor_starts(visitor_line()))  # fmt: skip
         if self.navigation and rng.random() < 0.4:
             for _ in range(rng.randint(1, 2)):
                 add("navigation", navigate)
 
-        if rng.random() < 0.1:  # abandoned in the queue
+        if abandoned:
             add("visitor message", lambda: builder.visitor_says(visitor_line()))
             add("close", lambda: builder.close(by="visitor"))
             return SimulatedChat(builder.room_id, steps, builder, key=builder.room_id)
-        agent = rng.choice(_AGENTS)
-        add("taken", lambda: builder.take(agent))
+        if not auto:
+            add("taken", lambda: builder.take(agent))
         for turn in range(rng.randint(3, 12)):
             if turn % 2 == 0:
                 if rng.random() < 0.1:
@@ -255,17 +268,18 @@ class Simulation:
                     "edited message", lambda: builder.edit_message(-1, "(edited) " + visitor_line())
                 )
             if turn == 3 and rng.random() < 0.2:
-                if rng.random() < 0.5:
-                    colleague = rng.choice([a for a in _AGENTS if a != agent])
-                    add_both(
-                        "taken", "forwarded to agent", partial(builder.forward_to_agent, colleague)
-                    )
-                else:
-                    target = rng.choice([d for d in _DEPARTMENTS if d != department])
-                    add(
-                        "forwarded to department",
-                        partial(builder.forward_to_department, target),
-                    )
+                colleague = rng.choice([a for a in _AGENTS if a != agent])
+                target = rng.choice([d for d in _DEPARTMENTS if d != department])
+                way = rng.random()
+                if way < 0.5:
+                    add_each(("taken", "forwarded to agent"),
+                             partial(builder.forward_to_agent, colleague))  # fmt: skip
+                elif way < 0.75:  # the department assigns an agent at once
+                    add_each(("taken", "forwarded to department"),
+                             partial(builder.forward_to_department, target, colleague))  # fmt: skip
+                else:  # into the department's queue, until someone takes it
+                    add_each(("forwarded to department", "queued"),
+                             partial(builder.forward_to_department, target))  # fmt: skip
                     add("taken", lambda: builder.take(rng.choice(_AGENTS)))
         if rng.random() < 0.7:
             add("close", lambda: builder.close(by="agent", comment=rng.choice(_CLOSING)))
@@ -437,8 +451,8 @@ async def play(
 
 
 def _due(chat: SimulatedChat, payload: dict[str, Any]) -> datetime:
-    """When Rocket.Chat sent this webhook: the chat's clock after the step, or the offline
-    form's ``sentAt``."""
+    """When Rocket.Chat sent this webhook: when the chat built it, or the offline form's
+    ``sentAt``."""
     if chat.builder is not None:
-        return chat.builder.now
+        return chat.builder.moment_of(payload)
     return datetime.fromisoformat(str(payload["sentAt"]))
