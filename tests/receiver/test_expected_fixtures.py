@@ -5,23 +5,28 @@ for it, each built with ``contracts.building`` from the records as they were whe
 built it, with its identity and whether what Rocket.Chat keeps lets it be rebuilt (and why).
 
 The fixtures were written from Rocket.Chat's code, not from the simulator, so that a mistake the
-simulator shares with reconcile cannot hide here; each webhook's ``why`` names the source. A case
-the current ``expected.py`` gets wrong is marked ``xfail(strict=True)``: whoever fixes it removes
-the mark.
+simulator shares with reconcile cannot hide here; each webhook's ``why`` names the source.
+Identities are compared as reconcile compares them (:func:`identities_match`: an assignment
+before the latest is known only from the system message written milliseconds after it).
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from omnihook.contracts import ADMIN_SWITCHES, check_payload, event_identity, parse_event
+from omnihook.contracts import (
+    ADMIN_SWITCHES,
+    check_payload,
+    event_identity,
+    identities_match,
+    parse_event,
+)
 from omnihook.contracts.building import RoomRecords
-from omnihook.receiver.reconcile import WebhookSwitches, expected_events
+from omnihook.receiver.reconcile import ExpectedEvent, WebhookSwitches, expected_events
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ALL_ON = WebhookSwitches(frozenset(switch.label for switch in ADMIN_SWITCHES))
@@ -29,39 +34,6 @@ ALL_ON = WebhookSwitches(frozenset(switch.label for switch in ADMIN_SWITCHES))
 # as they are now. So are a take's servedBy.ts but the last one's (the uj comes a few ms after)
 # and a message's _updatedAt (any later change moves it: an edit's clone, a reaction, a read).
 NOW_ONLY = ("tags", "customFields", "crmData", "topic", "visitor")
-
-# Cases the current expected.py infers wrongly, by identity.
-WRONG_EVENTS = {
-    "manager-joins": "manager-joins: the manager's uj (no command 'connected', servedBy unchanged) "
-    "is read as a take, so reconcile expects a Chat Taken Rocket.Chat never sent",
-    "edited-twice": "edited-twice: the hidden copies are dated by the edit that replaced them, so "
-    "the first edit is rebuilt with the second edit's time (an identity never sent), and that "
-    "edit's own time is lost: it is no rebuildable event",
-}
-# Cases whose rebuilt payloads differ from the sent ones (beyond what Rocket.Chat keeps only now).
-WRONG_PAYLOADS = {
-    "plain-chat": "plain-chat: a new message's event carries the lm before it (the room read "
-    "before saving); reconcile rebuilds it with the message's own ts",
-    "forward-to-agent": "forward-to-agent: a new message's lastMessageAt is rebuilt with the "
-    "message's own ts, not the lm before it",
-    "forward-to-department": "forward-to-department: Chat Forwarded is rebuilt without servedBy "
-    "and agent (the department's new agent took it before the transfer), later messages without "
-    "their agent; a new message's lastMessageAt with its own ts",
-    "return-to-queue": "return-to-queue: a new message's lastMessageAt is rebuilt with the "
-    "message's own ts, not the lm before it",
-    "edited-twice": "edited-twice: a new message's lastMessageAt is rebuilt with the message's "
-    "own ts, not the lm before it",
-    "edited-without-history": "edited-without-history: a new message's lastMessageAt is rebuilt "
-    "with the message's own ts, not the lm before it",
-    "manager-joins": "manager-joins: a Chat Taken for the manager, and the events after the join "
-    "are rebuilt as served by the manager; a new message's lastMessageAt with its own ts",
-    "open-queued": "open-queued: a new message's lastMessageAt is rebuilt with the message's own "
-    "ts, not the lm before it",
-    "closed-by-visitor": "closed-by-visitor: a new message's lastMessageAt is rebuilt with the "
-    "message's own ts, not the lm before it",
-    "bot-agent": "bot-agent: a new message's lastMessageAt is rebuilt with the message's own ts, "
-    "not the lm before it",
-}
 
 
 def load(name: str) -> dict[str, Any]:
@@ -74,10 +46,8 @@ def records(fixture: dict[str, Any]) -> RoomRecords:
                        tuple(fixture["users"]))  # fmt: skip
 
 
-def cases(wrong: dict[str, str]) -> list[Any]:
-    names = sorted(path.stem for path in FIXTURES.glob("*.json"))
-    return [pytest.param(name, id=name, marks=[pytest.mark.xfail(strict=True, reason=wrong[name])]
-                         if name in wrong else []) for name in names]  # fmt: skip
+def names() -> list[str]:
+    return sorted(path.stem for path in FIXTURES.glob("*.json"))
 
 
 def rebuildable(fixture: dict[str, Any]) -> list[dict[str, Any]]:
@@ -85,14 +55,13 @@ def rebuildable(fixture: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_the_fixtures_are_the_ten_cases() -> None:
-    assert sorted(path.stem for path in FIXTURES.glob("*.json")) == sorted(
+    assert names() == sorted(
         ["plain-chat", "forward-to-agent", "forward-to-department", "return-to-queue",
          "edited-twice", "edited-without-history", "manager-joins", "open-queued",
          "closed-by-visitor", "bot-agent"])  # fmt: skip
-    assert set(WRONG_EVENTS) <= set(WRONG_PAYLOADS) <= {p.values[0] for p in cases({})}
 
 
-@pytest.mark.parametrize("name", cases({}))
+@pytest.mark.parametrize("name", names())
 def test_each_fixture_holds_what_it_claims(name: str) -> None:
     """Each sent payload keeps the contract and has the identity recorded; a Chat Queued is
     rebuildable only while the room waits in the queue; the rooms' messages are Rocket.Chat's."""
@@ -121,24 +90,52 @@ def test_each_fixture_holds_what_it_claims(name: str) -> None:
             fixture["messages"]) for c in takes)  # fmt: skip
 
 
-@pytest.mark.parametrize("name", cases(WRONG_EVENTS))
+def paired(
+    hooks: list[dict[str, Any]], found: list[ExpectedEvent]
+) -> list[tuple[dict[str, Any], ExpectedEvent]]:
+    """Each sent webhook with the one rebuilt event whose identity matches it; fails on a webhook
+    no rebuilt event matches and on a rebuilt event Rocket.Chat never sent."""
+    left = list(found)
+    pairs = []
+    for hook in hooks:
+        match = next((e for e in left if identities_match(hook["identity"], e.identity)), None)
+        assert match is not None, f"not rebuilt: {hook['identity']}"
+        left.remove(match)
+        pairs.append((hook, match))
+    assert not left, f"rebuilt but never sent: {[event.identity for event in left]}"
+    return pairs
+
+
+@pytest.mark.parametrize("name", names())
 def test_reconcile_expects_exactly_the_rebuildable_webhooks_rocket_chat_sent(name: str) -> None:
     fixture = load(name)
     found, _ = expected_events(records(fixture), ALL_ON, in_queue=fixture["in_queue"])
-    sent = Counter(hook["identity"] for hook in rebuildable(fixture))
-    assert Counter(event.identity for event in found) == sent
+    pairs = paired(rebuildable(fixture), found)
+    assert [hook["type"] for hook, _ in pairs] == [event.type for _, event in pairs]
 
 
-@pytest.mark.parametrize("name", cases(WRONG_PAYLOADS))
+@pytest.mark.parametrize("name", names())
 def test_rebuilt_payloads_are_the_payloads_rocket_chat_sent(name: str) -> None:
     fixture = load(name)
     found, _ = expected_events(records(fixture), ALL_ON, in_queue=fixture["in_queue"])
-    rebuilt = {event.identity: json.loads(event.body) for event in found}
-    for hook in rebuildable(fixture):
-        assert hook["identity"] in rebuilt, hook["identity"]
-        assert comparable(rebuilt[hook["identity"]]) == comparable(hook["payload"]), hook[
-            "identity"
-        ]
+    for hook, event in paired(rebuildable(fixture), found):
+        assert comparable(json.loads(event.body)) == comparable(hook["payload"]), hook["identity"]
+
+
+@pytest.mark.parametrize("name", names())
+def test_a_message_event_that_cannot_be_rebuilt_is_reported_with_its_identity(name: str) -> None:
+    """Reconcile names each lost Message event (a version edited away) so that, if the store has
+    it, it is no gap; and it names nothing Rocket.Chat did not send."""
+    fixture = load(name)
+    _, lost = expected_events(records(fixture), ALL_ON, in_queue=fixture["in_queue"])
+    sent = [hook for hook in fixture["webhooks"]
+            if hook["type"] == "Message" and not hook["rebuildable"]]  # fmt: skip
+    named = [item for item in lost if item.identity is not None]
+    for hook in sent:
+        assert any(identities_match(hook["identity"], item.identity or "", item.within)
+                   for item in named), hook["identity"]  # fmt: skip
+    assert len(named) == len(sent)
+    assert all(item.why for item in lost)
 
 
 def comparable(payload: dict[str, Any]) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from .events import (
     UnknownEvent,
     WireEvent,
 )
-from .identity import event_identity, message_identity
+from .identity import MOMENT_TOLERANCE, event_identity, identities_match, message_identity
 from .parsing import ContractError, Problem, format_path, parse_event, unknown_fields
 from .parts import (
     Agent,
@@ -61,6 +61,7 @@ from .wire import WireModel, encode_json
 
 __all__ = [
     "ADMIN_SWITCHES",
+    "MOMENT_TOLERANCE",
     "SEND_TEST_ROOM_ID",
     "TOKEN_HEADER",
     "AdminSwitch",
@@ -112,6 +113,7 @@ __all__ = [
     "event_identity",
     "format_date",
     "format_path",
+    "identities_match",
     "json_schema",
     "message_identity",
     "parse_event",
