@@ -106,3 +106,41 @@ def test_events_list_marks_and_filters_rebuilt_events(tmp_path: Path) -> None:
     [line] = only.output.splitlines()
     assert json.loads(line)["source"] == "reconcile"
     assert json.loads(line)["identity"].startswith("close:")
+
+
+def taken(served_at: str, agent: str | None = None) -> bytes:
+    document = samples.sample("chat-taken")
+    document["servedBy"] = {**document["servedBy"], "ts": served_at}
+    if agent is not None:
+        document["servedBy"]["_id"] = agent
+    return json.dumps(document).encode()
+
+
+async def test_a_late_take_after_its_rebuild_a_few_ms_off_is_a_duplicate(store: Store) -> None:
+    """An assignment before the room's latest is rebuilt with the time of the system message
+    written after it: the real Chat Taken arriving later, milliseconds apart, is the same event;
+    another take (seconds later, or by another agent) is not."""
+    seen: list[tuple[str, str]] = []
+    router = Router()
+
+    @router.on(EventType.CHAT_TAKEN)
+    async def record(event: Any, context: HandlerContext) -> None:
+        seen.append((event.served_by.ts.isoformat(), context.source))
+
+    app = create_app(router, tokens=[TOKEN], store=store, run_worker=False)
+    rebuild = taken("2025-03-14T09:00:00.023Z")
+    first = await store.events.accept(
+        stored_delivery(parse_event(rebuild), rebuild, source="reconcile")
+    )
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r") as c:
+        late = await post(c, taken("2025-03-14T09:00:00.020Z"))
+        assert (late.status_code, late.text) == (200, first.answer)
+        later = await post(c, taken("2025-03-14T09:00:30.020Z"))  # taken again, 30 s on
+        other = await post(c, taken("2025-03-14T09:00:00.021Z", agent="another-agent"))
+    assert later.status_code == other.status_code == 200
+    await Worker(store, router).drain()
+    assert sorted(seen) == [
+        ("2025-03-14T09:00:00.021000+00:00", "webhook"),  # another agent's
+        ("2025-03-14T09:00:00.023000+00:00", "reconcile"),  # the late real one: not again
+        ("2025-03-14T09:00:30.020000+00:00", "webhook"),
+    ]

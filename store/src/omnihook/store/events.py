@@ -342,6 +342,7 @@ class EventStore:
 
 
 def _accept_in(tx: Tx, batch: list[NewEvent]) -> list[Accepted]:
+    batch = _with_stored_moments(tx, batch)
     # One stored event per distinct body and per identity; the first of the batch wins.
     first: dict[str, NewEvent] = {}
     key_of_identity: dict[str, str] = {}
@@ -408,6 +409,44 @@ def _accept_in(tx: Tx, batch: list[NewEvent]) -> list[Accepted]:
             results.append(Accepted(found[0], found[1], duplicate=True))
         seen.add(key)
     return results
+
+
+_TIMED_TYPES = ("LivechatSessionForwarded", "LivechatSessionTaken")
+
+
+def _with_stored_moments(tx: Tx, batch: list[NewEvent]) -> list[NewEvent]:
+    """``batch`` with each identity that ends in a moment (``…@time``: a take, a forward) replaced
+    by the stored identity it matches within :data:`~omnihook.contracts.MOMENT_TOLERANCE`.
+
+    Rocket.Chat keeps the exact moment of a room's latest assignment only; reconcile rebuilds an
+    earlier one from the system message written milliseconds after it. So a real delivery that
+    arrives after its rebuild names the same event with another moment: taking the stored
+    identity makes it the duplicate it is. One indexed read per batch that holds such events.
+    """
+    timed = [e for e in batch if e.type in _TIMED_TYPES and e.identity and "@" in e.identity
+             and e.room_id is not None]  # fmt: skip
+    if not timed:
+        return batch
+    from omnihook.contracts import identities_match
+
+    rooms = sorted({str(e.room_id) for e in timed})
+    stored = [str(identity) for (identity,) in tx.execute(
+        f"SELECT identity FROM events WHERE room_id IN ({_marks(rooms)}) "
+        f"AND type IN ({_marks(_TIMED_TYPES)}) AND identity IS NOT NULL",
+        [*rooms, *_TIMED_TYPES],
+    ).fetchall()]  # fmt: skip
+    if not stored:
+        return batch
+    known = set(stored)
+    replaced: dict[int, NewEvent] = {}
+    for event in timed:
+        identity = str(event.identity)
+        if identity in known:
+            continue
+        match = next((other for other in stored if identities_match(identity, other)), None)
+        if match is not None:
+            replaced[id(event)] = dataclasses.replace(event, identity=match)
+    return [replaced.get(id(event), event) for event in batch]
 
 
 def _answer(event: NewEvent, room: RoomState | None) -> str:
