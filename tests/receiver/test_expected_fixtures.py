@@ -29,6 +29,7 @@ from omnihook.contracts.building import RoomRecords
 from omnihook.receiver.reconcile import ExpectedEvent, WebhookSwitches, expected_events
 
 FIXTURES = Path(__file__).parent / "fixtures"
+_TRANSFER = "livechat_transfer_history"
 ALL_ON = WebhookSwitches(frozenset(switch.label for switch in ADMIN_SWITCHES))
 # What reconcile cannot take from the room's records of that moment: Rocket.Chat keeps these only
 # as they are now. So are a take's servedBy.ts but the last one's (the uj comes a few ms after)
@@ -147,3 +148,25 @@ def comparable(payload: dict[str, Any]) -> dict[str, Any]:
     kept["messages"] = [{k: v for k, v in entry.items() if k != "_updatedAt"}
                         for entry in kept.get("messages", [])]  # fmt: skip
     return kept
+
+
+def test_a_queued_room_forwarded_to_a_department_that_assigns_at_once() -> None:
+    """forward-to-department without its first agent: the room waits in the queue, then is
+    forwarded to a department whose agent takes it within milliseconds. Chat Forwarded and the
+    messages after it carry that agent (no agent before to fall back to)."""
+    fixture = load("forward-to-department")
+    first_agent = "agent.smith"
+    messages = [m for m in fixture["messages"]
+                if m["u"].get("username") != first_agent or m.get("t") == _TRANSFER]  # fmt: skip
+    room = {**fixture["room"]}
+    found, lost = expected_events(
+        RoomRecords(room, fixture["visitor"], tuple(messages), tuple(fixture["users"])), ALL_ON
+    )
+    assert lost == []
+    by_type = {event.type: json.loads(event.body) for event in found}
+    forwarded = by_type["LivechatSessionForwarded"]
+    assert forwarded["agent"]["username"] == "emma.brown"
+    assert forwarded["servedBy"]["username"] == "emma.brown"
+    last_message = [json.loads(e.body) for e in found if e.type == "Message"][-1]
+    assert last_message["agent"]["username"] == "emma.brown"
+    assert [e.type for e in found].count("LivechatSessionTaken") == 1

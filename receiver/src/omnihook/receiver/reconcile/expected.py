@@ -60,6 +60,7 @@ __all__ = ["ExpectedEvent", "Unrebuildable", "expected_events", "queued_prefix"]
 _TRANSFER = "livechat_transfer_history"
 _EDIT_TOLERANCE = 1.0  # an edit's hidden copy and the message's editedAt: milliseconds apart
 _CLOSE = "livechat-close"
+_TRANSFER_GAP = 2.0  # a forward's take and its transfer message: milliseconds apart
 
 
 @dataclass(frozen=True)
@@ -164,13 +165,14 @@ class _Room:
 
         A take is Rocket.Chat's ``command`` "connected" message (with a ``uj`` of an empty
         ``msg``); a manager joining writes only a ``uj`` naming themselves, and is no take. A
-        take while another agent serves belongs to the transfer that follows it: forwarding
-        assigns the new agent first (Chat Taken, with the department before), then saves the
-        transfer (Chat Forwarded). A forward to a department that assigns nobody at once keeps
-        the agent before on its Chat Forwarded (Rocket.Chat moves the department, then unassigns).
+        take just before a transfer belongs to it: forwarding assigns the new agent first (Chat
+        Taken, with the department before), then saves the transfer (Chat Forwarded), within
+        milliseconds. A forward to a department that assigns nobody at once keeps the agent
+        before on its Chat Forwarded (Rocket.Chat moves the department, then unassigns).
         """
         served: Mapping[str, Any] | None = None
         before: Mapping[str, Any] | None = None  # who served before a take that took over
+        took_at: str | None = None  # the latest take, if no transfer came after it
         department = self._first_department()
         self.states = [("", None, department)]
         takes = _takes(self.stored, self.visitor)
@@ -195,7 +197,7 @@ class _Room:
                 before = (
                     served if served is not None and served.get("_id") != agent.get("_id") else None
                 )
-                served = taken
+                served, took_at = taken, at
                 self.states.append((at, served, department))
                 self._taken(served, department, at)
                 continue
@@ -217,7 +219,8 @@ class _Room:
             elif scope == "department":
                 previous = data.get("previousDepartment") or department
                 department = (data.get("nextDepartment") or {}).get("_id") or department
-                assigned = before is not None  # the new department's agent took it first
+                # The new department's agent took it first (a room in the queue too).
+                assigned = took_at is not None and _seconds(took_at, at) <= _TRANSFER_GAP
                 room = {key: v for key, v in self.room.items() if key != "servedBy"}
                 room["departmentId"] = department
                 if served is not None:
@@ -234,6 +237,7 @@ class _Room:
             else:  # back to the queue; its Chat Queued leaves no reliable trace
                 served, before = None, None
                 self.states.append((at, None, department))
+            took_at = None
 
     def _state_at(self, at: str) -> tuple[dict[str, Any], Mapping[str, Any] | None]:
         """The room as it was at ``at`` (who served it, its department) and that agent."""
@@ -407,11 +411,18 @@ def _version(version: Mapping[str, Any], message: Mapping[str, Any]) -> dict[str
     return record
 
 
+def _seconds(earlier: str, later: str) -> float:
+    """Seconds from one ISO date to another."""
+    return (_parse(later) - _parse(earlier)).total_seconds()
+
+
+def _parse(at: str) -> datetime:
+    return datetime.fromisoformat(at.replace("Z", "+00:00"))
+
+
 def _just_before(at: str) -> str:
     """A millisecond before ``at``: the room as read before a message was saved."""
-    return format_date(
-        datetime.fromisoformat(at.replace("Z", "+00:00")) - timedelta(milliseconds=1)
-    )
+    return format_date(_parse(at) - timedelta(milliseconds=1))
 
 
 def _last(items: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
