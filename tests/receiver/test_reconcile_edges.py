@@ -184,6 +184,30 @@ def test_the_command_lists_the_gaps_then_applies_them(
     assert len(rebuilt.output.splitlines()) == len(gaps)
 
 
+def test_the_command_exits_1_when_a_room_was_left_out(
+    rocketchat: FakeRocketChat, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store_url = f"sqlite:///{tmp_path / 'omnihook.db'}"
+    asyncio.run(Store(store_url).connect())
+    for name, value in (("URL", rocketchat.url), ("USER_ID", rocketchat.user_id),
+                        ("AUTH_TOKEN", rocketchat.auth_token)):  # fmt: skip
+        monkeypatch.setenv(f"OMNIHOOK_ROCKETCHAT_{name}", value)
+    victim = next(c.room_id for c in SIMULATION.chats(CHATS) if c.room_id)
+    created, rocketchat.rooms[victim]["ts"] = rocketchat.rooms[victim]["ts"], "the second Tuesday"
+    since = (SIMULATION.start - timedelta(hours=1)).isoformat()
+    until = (SIMULATION.start + timedelta(days=1)).isoformat()
+    args = ["reconcile", "--since", since, "--until", until, "--store", store_url]
+    listed = CliRunner().invoke(root, [*args, "--json"])
+    assert listed.exit_code == 1
+    assert f"room {victim} left out: its records could not be rebuilt" in listed.stderr
+    assert len(listed.stdout.splitlines()) > 50  # the other rooms' gaps, as JSON
+    table = CliRunner().invoke(root, args, env={"COLUMNS": "200"})
+    assert table.exit_code == 1
+    assert f"room {victim} left out" in table.output
+    rocketchat.rooms[victim]["ts"] = created  # repaired: the next run is complete
+    assert CliRunner().invoke(root, [*args, "--json"]).exit_code == 0
+
+
 def test_the_command_without_rocket_chat_says_what_to_set(tmp_path: Path) -> None:
     store_url = f"sqlite:///{tmp_path / 'omnihook.db'}"
     asyncio.run(Store(store_url).connect())

@@ -62,6 +62,9 @@ def reconcile(
     OMNIHOOK_ROCKETCHAT_URL, _USER_ID and _AUTH_TOKEN). Without --apply nothing changes. With it,
     each missing event is rebuilt as Rocket.Chat built it and stored as if delivered, marked as
     rebuilt (`omnihook events list --source reconcile`).
+
+    Exits 1 when a room was left out (Rocket.Chat failed reading it, or it could not be
+    rebuilt; each is named with the reason): the run is incomplete, run it again later.
     """
     try:
         start, end = window(since, until, time.time())
@@ -106,8 +109,10 @@ def reconcile(
                 "rebuildable": gap.event is not None, "why": gap.why,
                 "applied": (gap.room_id, gap.at, gap.what) in applied,
             }))  # fmt: skip
-        return
-    _print(report, apply)
+    else:
+        _print(report, apply)
+    if report.skipped_rooms:  # a script or cron job must see that the run is incomplete
+        raise SystemExit(1)
 
 
 def _print(report: ReconcileReport, applied: bool) -> None:
