@@ -325,9 +325,16 @@ async def test_a_failing_round_is_logged_and_the_next_one_runs(
     assert await loop.once() is None
     assert "reconcile failed this round; the next one tries again" in caplog.text
     assert "KeyError: 'a bug in this round'" in caplog.text
+    failed = await store.state.get("reconcile")  # what `omnihook status` shows
+    assert failed is not None
+    assert failed.value["outcome"] == "failed"
     report = await loop.once()
     assert report is not None
     assert len(report.applied) > 50
+    recorded = await store.state.get("reconcile")
+    assert recorded is not None
+    assert (recorded.value["outcome"], recorded.value["rebuilt"]) == ("ok", len(report.applied))
+    assert recorded.value["by"] == loop.owner
     await loop.api.aclose()
 
 

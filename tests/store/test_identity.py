@@ -90,8 +90,9 @@ async def test_one_process_holds_a_named_lock_until_it_expires(store: Store) -> 
 
 
 def back_to_version_4(tx: Any) -> None:
-    """The schema before identities (what step 5 adds, taken away)."""
+    """The schema before identities (what steps 5 and 6 add, taken away)."""
     tx.execute("DELETE FROM omnihook_schema WHERE version >= 5")
+    tx.execute("DROP TABLE omnihook_state")
     tx.execute("DROP TABLE omnihook_locks")
     tx.execute("DROP INDEX events_identity")
     tx.execute("ALTER TABLE events DROP COLUMN identity")

@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import hmac
 import json
 import logging
+import re
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
@@ -21,7 +24,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from omnihook.contracts import AnyEvent, ContractError, parse_event
 from omnihook.store import (
@@ -34,6 +37,7 @@ from omnihook.store import (
 )
 
 from .delivery import previous_crm_data, stored_delivery
+from .ops.metrics import METRICS, exposition
 from .request_body import (
     BodyTooLarge,
     body_too_large,
@@ -84,6 +88,8 @@ def create_app(
     trigger_path: str | None = None,
     trigger_timeout: float = 5.0,
     background: Iterable[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = (),
+    metrics_path: str | None = None,
+    metrics_token: str | None = None,
 ) -> Starlette:
     """A Starlette app that receives Rocket.Chat's webhook at ``POST path`` and runs ``router``.
 
@@ -121,6 +127,10 @@ def create_app(
         raise ValueError(f"max_body_bytes must be positive, got {max_body_bytes}")
     if not path.startswith("/"):
         raise ValueError(f"path must start with '/', got {path!r}")
+    if metrics_path is not None and not metrics_path.startswith("/"):
+        raise ValueError(f"metrics_path must start with '/', got {metrics_path!r}")
+    if metrics_token:
+        register_secret(metrics_token)
 
     owned_store = isinstance(store, str)
     durable = Store(store) if isinstance(store, str) else store
@@ -179,12 +189,20 @@ def create_app(
                 return Response(status_code=204)  # nobody reads it: the server drops it
             return await service.answer(body)
 
-        routes.append(
-            Route(trigger_path or f"{path.rstrip('/')}/trigger", trigger, methods=["POST"])
-        )
+        trigger_path = trigger_path or f"{path.rstrip('/')}/trigger"
+        routes.append(Route(trigger_path, trigger, methods=["POST"]))
+    if metrics_path is not None:
+        routes.append(Route(metrics_path, _metrics_endpoint(durable, metrics_token),
+                            methods=["GET"]))  # fmt: skip
+    labels = {path: "webhook", "/healthz": "healthz"}
+    if trigger_path is not None and router.trigger_handler is not None:
+        labels[trigger_path] = "trigger"
+    if metrics_path is not None:
+        labels[metrics_path] = "metrics"
     app = _ReceiverApp(
         endpoint,
         path,
+        labels,
         routes=routes,
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
         lifespan=lifespan,
@@ -203,28 +221,34 @@ class _ReceiverApp(Starlette):
     every other request (health, trigger, wrong method or path, lifespan) goes through Starlette.
     """
 
-    def __init__(self, endpoint: _WebhookEndpoint, path: str, **kwargs: Any) -> None:
+    def __init__(
+        self, endpoint: _WebhookEndpoint, path: str, labels: Mapping[str, str], **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self._endpoint = endpoint
         self._webhook_path = path
+        self._labels = labels  # path -> the route label of omnihook_http_requests_total
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            path, root = scope["path"], scope.get("root_path", "")
-            if root and path.startswith(root):  # mounted in another app
-                path = path[len(root) :]
-            if path == self._webhook_path:
-                scope["app"] = self
-                try:
-                    response = await self._endpoint.handle(Request(scope, receive))
-                except ClientDisconnect:
-                    log_disconnect(scope)  # nobody to answer: Rocket.Chat gave up on its side
-                    return
-                except Exception:
-                    logger.exception("the webhook endpoint failed")
-                    response = json_error(500, "internal_error", "see the receiver's log")
-                await response(scope, receive, send)
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        path, root = scope["path"], scope.get("root_path", "")
+        if root and path.startswith(root):  # mounted in another app
+            path = path[len(root) :]
+        send = _counting(send, self._labels.get(path, "other"))
+        if scope["method"] == "POST" and path == self._webhook_path:
+            scope["app"] = self
+            try:
+                response = await self._endpoint.handle(Request(scope, receive))
+            except ClientDisconnect:
+                log_disconnect(scope)  # nobody to answer: Rocket.Chat gave up on its side
                 return
+            except Exception:
+                logger.exception("the webhook endpoint failed")
+                response = json_error(500, "internal_error", "see the receiver's log")
+            await response(scope, receive, send)
+            return
         await super().__call__(scope, receive, send)
 
 
@@ -288,6 +312,7 @@ class _WebhookEndpoint:
             result = await self.router.dispatch(event, context)
         except HandlerFailures as exc:
             return _handler_failed(exc)
+        METRICS.events_accepted.labels(type=event.type).inc()
         if event.is_test:
             # The router gave the sample to `on_test` handlers only; nothing reached a CRM.
             logger.info("Send Test sample received: Rocket.Chat can reach this receiver")
@@ -297,6 +322,7 @@ class _WebhookEndpoint:
     async def _store(self, event: AnyEvent, body: bytes) -> Response:
         assert self.store is not None
         new_event = stored_delivery(event, body)
+        started = time.perf_counter()
         try:
             await self.store.connect()
             accepted = await self.store.events.accept(new_event)
@@ -315,8 +341,11 @@ class _WebhookEndpoint:
         except Exception as exc:  # a store may fail in ways nobody foresaw: still not a 500
             logger.exception("storing a %s delivery failed", event.type)
             return self._store_unavailable(exc)
+        METRICS.store_commit.labels(operation="accept").observe(time.perf_counter() - started)
         if self.worker is not None and not accepted.duplicate:
             self.worker.wake()
+        counter = METRICS.events_duplicate if accepted.duplicate else METRICS.events_accepted
+        counter.labels(type=event.type).inc()
         if accepted.duplicate:
             logger.info(
                 "duplicate delivery of event %d (%s) answered again", accepted.event_id, event.type
@@ -427,6 +456,46 @@ def _handler_failed(exc: HandlerFailures) -> Response:
         "see the receiver's log (Rocket.Chat will retry)"
     )
     return json_error(500, "handler_failed", detail, handlers=exc.handler_names)
+
+
+def _metrics_endpoint(
+    store: Store | None, token: str | None
+) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+    expected = f"Bearer {token}".encode() if token else None
+
+    async def metrics(request: Request) -> Response:
+        if expected is not None:
+            given = next((v for k, v in request.scope["headers"] if k == b"authorization"), b"")
+            if not hmac.compare_digest(given, expected):
+                return json_error(401, "invalid_token", "metrics need 'Authorization: Bearer …'")
+        body, content_type = await exposition(store)
+        return Response(body, headers={"Content-Type": content_type})
+
+    return metrics
+
+
+_ERROR_CODE = re.compile(rb'^\{"error":"([a-z_]{1,40})"')
+
+
+def _counting(send: Send, route: str) -> Send:
+    """``send``, counting the answer in ``omnihook_http_requests_total`` (its error code read
+    from the JSON error body's start)."""
+    status = 0
+
+    async def counted(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = int(message["status"])
+        elif message["type"] == "http.response.body" and status:
+            error = ""
+            if status >= 400:
+                found = _ERROR_CODE.match(message.get("body", b""))
+                error = found.group(1).decode() if found else "other"
+            METRICS.requests.labels(route, str(status), error).inc()
+            status = 0
+        await send(message)
+
+    return counted
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:

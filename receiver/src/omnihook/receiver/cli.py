@@ -10,7 +10,8 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -18,7 +19,7 @@ import click
 from click.core import ParameterSource
 
 from omnihook.contracts.tokens import DEFAULT_TOKEN_FILE, TOKEN_ENV, TokenSourceError, read_tokens
-from omnihook.store import Store, StoreError, protect_logging
+from omnihook.store import Store, StoreError
 from omnihook.store.cli import store_option
 
 from .app import DEFAULT_MAX_BODY_BYTES, DEFAULT_PATH, create_app
@@ -34,6 +35,8 @@ from .console import logging_router
 from .crm import SqlCrmAdapter
 from .http import HttpLimits, run_server
 from .inspector import create_inspector
+from .ops.logs import LOG_FORMATS, configure_logging
+from .ops.metrics import serve_metrics
 from .reconcile import ReconcileLoop
 from .rest import RocketChatApi
 from .router import Router
@@ -179,14 +182,37 @@ def _router_from(app_spec: str) -> Router:
     )
 
 
-def _configure_logging(log_level: str) -> None:
-    logging.basicConfig(
-        level=log_level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
-    # Every line: no registered secret, no authorization-like value, one line per record
-    # (visitor names and messages cannot forge lines), whichever library logs it.
-    protect_logging()
+def _metrics_port_options(func: F) -> F:
+    """``--metrics-port`` / ``--metrics-host`` / ``--metrics-token-env`` (serve and worker)."""
+    options = [
+        click.option(
+            "--metrics-port",
+            type=click.IntRange(0, 65535),
+            default=None,
+            envvar="OMNIHOOK_METRICS_PORT",
+            help="Serve Prometheus metrics on this port of their own (the worker's only way).",
+        ),
+        click.option(
+            "--metrics-host",
+            default="127.0.0.1",
+            show_default=True,
+            help="Interface of --metrics-port; it takes no token, keep it private.",
+        ),
+        click.option(
+            "--metrics-token-env",
+            default="OMNIHOOK_METRICS_TOKEN",
+            show_default=True,
+            help="Environment variable whose value /metrics on the webhook's port requires as "
+            "'Authorization: Bearer …' (unset or empty: no token).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _metrics_token(env: str) -> str | None:
+    return os.environ.get(env) or None
 
 
 _log_level_option = click.option(
@@ -194,6 +220,14 @@ _log_level_option = click.option(
     default="info",
     show_default=True,
     type=click.Choice(["debug", "info", "warning", "error"]),
+)
+
+_log_format_option = click.option(
+    "--log-format",
+    default="text",
+    show_default=True,
+    type=click.Choice(LOG_FORMATS),
+    help="text for people; json for log collectors (one object per line).",
 )
 
 
@@ -355,6 +389,7 @@ def _http_edge_options(func: F) -> F:
     type=click.IntRange(min=1),
 )
 @_log_level_option
+@_log_format_option
 @click.option(
     "--access-log/--no-access-log",
     default=False,
@@ -362,6 +397,15 @@ def _http_edge_options(func: F) -> F:
     help="Log every HTTP request too.",
 )
 @_http_edge_options
+@click.option(
+    "--metrics-path",
+    default="/metrics",
+    show_default=True,
+    envvar="OMNIHOOK_METRICS_PATH",
+    help="Where Prometheus metrics are served on the webhook's port.",
+)
+@click.option("--no-metrics", is_flag=True, help="Serve no metrics at all.")
+@_metrics_port_options
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -381,8 +425,14 @@ def serve(
     handler_timeout: float,
     max_body_bytes: int,
     log_level: str,
+    log_format: str,
     access_log: bool,
     limits: HttpLimits,
+    metrics_path: str,
+    no_metrics: bool,
+    metrics_port: int | None,
+    metrics_host: str,
+    metrics_token_env: str,
 ) -> None:
     """Receive Rocket.Chat's webhooks: check the token, store, answer, handle.
 
@@ -391,7 +441,7 @@ def serve(
     every event is logged and kept as a customer record in the store (`omnihook contacts list`).
     Point Rocket.Chat's Webhook URL (Omnichannel > Webhooks) at http://HOST:PORT/PATH.
     """
-    _configure_logging(log_level)
+    configure_logging(log_level, log_format)
     config = _load_config(config_path)
     pick = _Settings(ctx, config)
     host, port, path = pick("host"), pick("port"), pick("path")
@@ -418,6 +468,11 @@ def serve(
     router = _assemble(target, config, store)
     rocketchat = _rocketchat_api(config)
     reconciling = _reconcile_loop(config, rocketchat, store)
+    background = [reconciling.run] if reconciling is not None else []
+    on_own_port = not no_metrics and metrics_port is not None
+    if on_own_port:
+        assert metrics_port is not None
+        background.append(partial(serve_metrics, store, metrics_host, metrics_port))
     asgi_app = create_app(
         router,
         tokens.tokens,
@@ -429,7 +484,9 @@ def serve(
         handling=_policy(pick("max_attempts"), pick("max_age"), pick("handler_timeout")),
         worker_concurrency=pick("concurrency"),
         rocketchat=rocketchat,
-        background=[reconciling.run] if reconciling is not None else [],
+        background=background,
+        metrics_path=None if no_metrics or on_own_port else metrics_path,
+        metrics_token=_metrics_token(metrics_token_env),
     )
     if rocketchat is not None:
         logger.info("replies go through %s", rocketchat.url)
@@ -444,6 +501,8 @@ def serve(
         where = "in this process" if not no_worker else "in `omnihook worker` processes"
         logger.info("store: %s; handling %s", store.config.display, where)
     logger.info("webhook URL: http://%s:%d%s", host, port, path)
+    if not no_metrics and not on_own_port:
+        logger.info("metrics: http://%s:%d%s", host, port, metrics_path)
     run_server(asgi_app, host, port, limits, log_level=log_level, access_log=access_log)
 
 
@@ -472,6 +531,8 @@ def serve(
     help="Seconds after which another worker takes over an event this one holds (if it died).",
 )
 @_log_level_option
+@_log_format_option
+@_metrics_port_options
 @click.pass_context
 def worker(
     ctx: click.Context,
@@ -485,6 +546,10 @@ def worker(
     grace: float,
     lease: float,
     log_level: str,
+    log_format: str,
+    metrics_port: int | None,
+    metrics_host: str,
+    metrics_token_env: str,
 ) -> None:
     """Handle stored events with your handlers, beside `omnihook serve`.
 
@@ -493,7 +558,7 @@ def worker(
     --app and --config as the server. Stops on Ctrl-C or SIGTERM, finishing or handing back the
     events it holds.
     """
-    _configure_logging(log_level)
+    configure_logging(log_level, log_format)
     tune_process()
     config = _load_config(config_path)
     pick = _Settings(ctx, config)
@@ -507,8 +572,11 @@ def worker(
         router.add_cleanup(rocketchat.aclose)
     policy = _policy(pick("max_attempts"), pick("max_age"), pick("handler_timeout"))
     reconciling = _reconcile_loop(config, rocketchat, store)
+    jobs = [reconciling.run] if reconciling is not None else []
+    if metrics_port is not None:
+        jobs.append(partial(serve_metrics, store, metrics_host, metrics_port))
     asyncio.run(_run_worker(store, router, policy, pick("concurrency"), grace, lease, rocketchat,
-                            reconciling))  # fmt: skip
+                            jobs))  # fmt: skip
 
 
 async def _run_worker(
@@ -519,7 +587,7 @@ async def _run_worker(
     grace: float,
     lease: float,
     rocketchat: RocketChatApi | None = None,
-    reconciling: ReconcileLoop | None = None,
+    background: Iterable[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = (),
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -534,7 +602,7 @@ async def _run_worker(
     except StoreError as exc:
         logger.error("store unavailable at start, will keep trying: %s", exc)
     task = asyncio.create_task(running.run())
-    jobs = [asyncio.create_task(reconciling.run(stop))] if reconciling is not None else []
+    jobs = [asyncio.create_task(job(stop)) for job in background]
     try:
         await stop.wait()
     finally:

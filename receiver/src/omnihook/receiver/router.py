@@ -13,6 +13,7 @@ import hashlib
 import inspect
 import logging
 import string
+import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -325,6 +326,7 @@ class Router:
             if registration.name in skip:
                 continue
             context.handler = registration.name
+            started = time.perf_counter()
             try:
                 result = await _call(registration, event, context, timeout)
                 if result is not None and not isinstance(result, Mapping):
@@ -339,6 +341,14 @@ class Router:
                     event.type,
                     event.room_id,
                     exc_info=exc,
+                    extra={
+                        "event_id": context.event_id,
+                        "room_id": event.room_id,
+                        "event_type": event.type,
+                        "handler": registration.name,
+                        "attempt": context.attempt,
+                        "duration": time.perf_counter() - started,
+                    },
                 )
                 failures.append(HandlerFailure(registration.name, exc))
                 continue

@@ -21,7 +21,8 @@ from omnihook.contracts import ContractError, parse_event
 from omnihook.store import ClaimedEvent, Finish, Store, backoff_delay
 from omnihook.store.claims import ClaimLoop
 
-from .router import HandlerContext, Replier, Router
+from .ops.metrics import METRICS
+from .router import DispatchOutcome, HandlerContext, Replier, Router
 from .timeline import is_stale, position_of
 
 __all__ = ["HandlingPolicy", "Worker"]
@@ -193,14 +194,23 @@ class Worker(ClaimLoop[ClaimedEvent]):
                 stale=stale,
             ),
         )
+        _count(event.type, outcome, status, finished - claimed.received_at)
+        ids = {"event_id": claimed.id, "room_id": claimed.room_id, "event_type": event.type,
+               "attempt": attempt, "duration": finished - started}  # fmt: skip
         if status == "dead":
-            logger.warning("event %d (%s) dead-lettered: %s", claimed.id, event.type, error)
+            logger.warning(
+                "event %d (%s) dead-lettered: %s", claimed.id, event.type, error, extra=ids
+            )
         elif status == "failed":
-            logger.info("event %d (%s) will be retried: %s", claimed.id, event.type, error)
+            logger.info(
+                "event %d (%s) will be retried: %s", claimed.id, event.type, error, extra=ids
+            )
 
     async def _finish(self, claimed: ClaimedEvent, result: Finish) -> None:
         # The handlers ran: losing their outcome would run them again.
+        started = time.perf_counter()
         saved = await self.persist(lambda: self.store.events.finish(claimed, self.name, result))
+        METRICS.store_commit.labels(operation="finish").observe(time.perf_counter() - started)
         if saved is False:
             logger.warning(
                 "event %d: lease lost before its outcome was saved; another worker has it",
@@ -208,3 +218,15 @@ class Worker(ClaimLoop[ClaimedEvent]):
             )
         if saved is not None:
             self.handled += 1
+
+
+def _count(event_type: str, outcome: DispatchOutcome, status: str, waited: float) -> None:
+    """Each handler's outcome (a failure: retried or dead, as its event), and the delay from
+    receipt to done."""
+    for name in outcome.succeeded:
+        METRICS.handling.labels(handler=name, outcome="done").inc()
+    failed = "dead" if status == "dead" else "retried"
+    for failure in outcome.failures:
+        METRICS.handling.labels(handler=failure.handler, outcome=failed).inc()
+    if status == "done":
+        METRICS.handling_delay.labels(type=event_type).observe(max(0.0, waited))

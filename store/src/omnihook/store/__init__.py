@@ -39,6 +39,7 @@ from .events import (
 )
 from .health import DEFAULT_PROBE_TIMEOUT, WriteProbe
 from .keys import MAX_KEY_CHARS, bounded_key, storable_text
+from .leased import Backlog
 from .locks import Locks
 from .outbox import (
     OUTBOX_STATUSES,
@@ -66,6 +67,7 @@ from .sqlcrm import (
     MessageRecord,
     SqlCrm,
 )
+from .state import SharedState, StateRecord
 
 __all__ = [
     "DEFAULT_PROBE_TIMEOUT",
@@ -79,6 +81,7 @@ __all__ = [
     "STORE_ENV",
     "Accepted",
     "AttemptRecord",
+    "Backlog",
     "ClaimedEvent",
     "ContactRecord",
     "ContactRow",
@@ -105,7 +108,9 @@ __all__ = [
     "RoomState",
     "SQLiteDatabase",
     "SchemaTooNew",
+    "SharedState",
     "SqlCrm",
+    "StateRecord",
     "Store",
     "StoreConfig",
     "StoreError",
@@ -141,6 +146,7 @@ class Store:
         self.crm_links = CrmLinks(self.database)
         self.sql_crm = SqlCrm(self.database)
         self.locks = Locks(self.database)
+        self.state = SharedState(self.database)
         self.health = WriteProbe(self.database, self.connect)
         """Whether the store can write now (``await store.check_writable()``)."""
         self._connecting: asyncio.Lock | None = None

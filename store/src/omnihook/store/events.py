@@ -19,7 +19,7 @@ from .database import Database, Tx
 from .database import placeholders as _marks
 from .errors import StoreFailed, one_item_may_be_at_fault
 from .keys import bounded_key, storable_text
-from .leased import LeasedTable
+from .leased import Backlog, LeasedTable
 from .redaction import redact_error
 
 __all__ = [
@@ -320,6 +320,11 @@ class EventStore:
     async def counts(self) -> dict[str, int]:
         """How many events are in each status."""
         return await self._table.counts()
+
+    async def backlog(self) -> Backlog:
+        """Events not done (pending, processing, failed, dead) and the oldest unfinished one's
+        arrival: what metrics and ``omnihook status`` report, right across processes."""
+        return await self._table.backlog("received_at")
 
     async def room(self, room_id: str) -> RoomState | None:
         """What handling has stored for a room."""

@@ -18,7 +18,7 @@ from .database import Database, Tx
 from .database import placeholders as _marks
 from .errors import one_item_may_be_at_fault
 from .keys import bounded_key
-from .leased import LeasedTable
+from .leased import Backlog, LeasedTable
 from .redaction import redact, redact_error
 
 __all__ = [
@@ -256,6 +256,11 @@ class OutboxStore:
     async def counts(self) -> dict[str, int]:
         """How many deliveries are in each status."""
         return await self._table.counts()
+
+    async def backlog(self) -> Backlog:
+        """Deliveries not done (pending, sending, failed, dead) and the oldest unfinished one's
+        creation."""
+        return await self._table.backlog("created_at")
 
     async def next_due(self) -> float | None:
         """When the earliest unfinished delivery is due, or ``None`` when nothing is left."""

@@ -238,6 +238,21 @@ _STEPS += (
     ),
 )
 
+_STEPS += (
+    _Step(
+        6,
+        (
+            # What processes sharing the store tell each other (omnihook.store.state): the last
+            # reconcile, a CRM adapter's circuit; read by `omnihook status` and metrics.
+            """CREATE TABLE omnihook_state (
+                name TEXT PRIMARY KEY,
+                value TEXT NOT NULL,
+                updated_at {time} NOT NULL
+            )""",
+        ),
+    ),
+)
+
 SCHEMA_VERSION = _STEPS[-1].version
 """The schema version this omnihook writes."""
 

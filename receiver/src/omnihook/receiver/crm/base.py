@@ -23,6 +23,7 @@ from omnihook.contracts import (
 )
 from omnihook.store import register_secret
 
+from ..ops.metrics import METRICS, crm_operation
 from ..router import HandlerContext, PermanentError, RetryAfter, Router
 
 __all__ = [
@@ -328,14 +329,26 @@ class HttpCrm:
         return self._client
 
     async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        operation = crm_operation(method, httpx.URL(url).path)
+        started = time.perf_counter()
+        outcome = "ok"
         try:
-            return await self.client.request(method, url, **kwargs)
+            response = await self.client.request(method, url, **kwargs)
+            outcome = _outcome(response.status_code)
+            return response
         except httpx.TimeoutException as exc:
+            outcome = "timeout"
             raise CrmTransientError(
                 f"{self.adapter}: no answer from {url} within {self.timeout:g} s"
             ) from exc
         except httpx.TransportError as exc:
+            outcome = "unreachable"
             raise CrmTransientError(f"{self.adapter}: cannot reach {url}: {exc}") from exc
+        finally:
+            METRICS.crm_requests.labels(self.adapter, operation, outcome).inc()
+            METRICS.crm_latency.labels(self.adapter, operation).observe(
+                time.perf_counter() - started
+            )
 
     def server_error(self, response: httpx.Response) -> CrmTransientError:
         return CrmTransientError(
@@ -346,6 +359,14 @@ class HttpCrm:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+
+def _outcome(status: int) -> str:
+    if status == 429:
+        return "rate_limited"
+    if status >= 500:
+        return "server_error"
+    return "client_error" if status >= 400 else "ok"
 
 
 def _snippet(response: httpx.Response, limit: int = 300) -> str:

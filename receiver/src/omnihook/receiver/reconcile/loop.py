@@ -23,11 +23,15 @@ from collections.abc import Awaitable, Callable
 
 from omnihook.store import Store, StoreError
 
+from ..ops.metrics import METRICS
 from ..rest import RocketChatApi, RocketChatError
 from .reconciler import Reconciler, ReconcileReport, read_build_settings
 from .switches import WebhookSwitches, read_switches
 
 __all__ = ["LOCK_NAME", "ReconcileLoop"]
+
+STATE_NAME = "reconcile"
+"""Under this name in the store's shared state: how the last round went."""
 
 logger = logging.getLogger("omnihook.reconcile")
 
@@ -123,15 +127,33 @@ class ReconcileLoop:
                 with contextlib.suppress(asyncio.CancelledError):
                     await renewing
         except RocketChatError as exc:
+            METRICS.reconcile_rounds.labels(outcome="failed").inc()
             logger.error("reconcile skipped this round, Rocket.Chat: %s", exc)
+            await self._record(now, {"outcome": "failed", "error": f"Rocket.Chat: {exc}"})
             return None
         except StoreError as exc:
+            METRICS.reconcile_rounds.labels(outcome="failed").inc()
             logger.error("reconcile skipped this round, the store: %s", exc)
+            await self._record(now, {"outcome": "failed", "error": f"the store: {exc}"})
             return None
         except Exception:  # a bug must not end reconciling for the process's life
+            METRICS.reconcile_rounds.labels(outcome="failed").inc()
             logger.exception("reconcile failed this round; the next one tries again")
+            await self._record(now, {"outcome": "failed", "error": "see the log of " + self.owner})
             return None
         self.rounds += 1
+        METRICS.reconcile_rounds.labels(
+            outcome="incomplete" if report.skipped_rooms else "ok"
+        ).inc()
+        METRICS.reconcile_gaps.inc(len(report.gaps))
+        METRICS.reconcile_rebuilt.inc(len(report.applied))
+        METRICS.reconcile_last_success.set(time.time())
+        await self._record(now, {
+            "outcome": "incomplete" if report.skipped_rooms else "ok", "rooms": report.rooms,
+            "expected": report.expected, "gaps": len(report.gaps), "rebuilt": len(report.applied),
+            "skipped_rooms": len(report.skipped_rooms), "since": report.since,
+            "until": report.until,
+        })  # fmt: skip
         missing = len(report.gaps) - len(report.rebuildable)
         logger.info(
             "reconcile: %d room(s), %d event(s) Rocket.Chat sent, %d rebuilt%s",
@@ -143,6 +165,11 @@ class ReconcileLoop:
         for note in report.notes:
             logger.warning("reconcile: %s", note)
         return report
+
+    async def _record(self, now: float, result: dict[str, object]) -> None:
+        """Tell every process sharing the store how this round went (``omnihook status``)."""
+        with contextlib.suppress(StoreError):  # the round is over either way
+            await self.store.state.put(STATE_NAME, {**result, "by": self.owner}, now)
 
     async def _round(self, now: float) -> ReconcileReport | None:
         end = now - self.lag
