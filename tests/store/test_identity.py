@@ -93,6 +93,7 @@ def back_to_version_4(tx: Any) -> None:
     """The schema before identities (what steps 5 and 6 add, taken away)."""
     tx.execute("DELETE FROM omnihook_schema WHERE version >= 5")
     tx.execute("DROP TABLE omnihook_state")
+    tx.execute("ALTER TABLE events DROP COLUMN deferrals")
     tx.execute("DROP TABLE omnihook_locks")
     tx.execute("DROP INDEX events_identity")
     tx.execute("ALTER TABLE events DROP COLUMN identity")

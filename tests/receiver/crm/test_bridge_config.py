@@ -20,6 +20,7 @@ from omnihook.receiver.crm import (
     SqlCrmAdapter,
     ZohoAdapter,
 )
+from omnihook.receiver.ops.breaker import CircuitPolicy
 from omnihook.store import Store
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
@@ -150,3 +151,18 @@ def test_unreadable_and_broken_files(tmp_path: Path) -> None:
     broken.write_text("[receiver\nport = 1")
     with pytest.raises(BridgeConfigError, match="is not valid TOML"):
         load_bridge_config(broken)
+
+
+def test_each_adapter_gets_its_circuit_policy() -> None:
+    config = parse_bridge_config({"crm": [
+        {"kind": "http", "url": "https://crm.example/hook", "circuit_failures": 2,
+         "circuit_probe_after": "1m", "circuit_max_probe_after": "30m"},
+        {"kind": "http", "name": "plain", "url": "https://crm.example/other"},
+    ]})  # fmt: skip
+    tuned, default = build_adapters(config, None)
+    assert tuned.circuit_policy == CircuitPolicy(2, 60.0, 1800.0)
+    assert default.circuit_policy == CircuitPolicy()
+    with pytest.raises(BridgeConfigError, match="probe_after <= max_probe_after"):
+        build_adapters(parse_bridge_config({"crm": [
+            {"kind": "http", "url": "https://crm.example/hook", "circuit_probe_after": "1h"}]}),
+            None)  # fmt: skip

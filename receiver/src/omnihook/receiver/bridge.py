@@ -39,6 +39,7 @@ from .crm import (
     ZohoAdapter,
 )
 from .crm.base import LinkStore, MemoryLinks
+from .ops.breaker import CircuitPolicy
 from .reconcile import ReconcileLoop, WebhookSwitches, parse_duration
 from .rest import RocketChatApi
 
@@ -106,6 +107,22 @@ class ReceiverSettings(_Block):
 class _CrmBlock(_Block):
     name: str | None = None
     chat_url: str | None = None
+    # The adapter's circuit breaker (omnihook.receiver.ops.breaker); 0 failures: none.
+    circuit_failures: int = Field(5, ge=0)
+    circuit_probe_after: float = Field(30.0, gt=0)
+    circuit_max_probe_after: float = Field(600.0, gt=0)
+
+    @field_validator("circuit_probe_after", "circuit_max_probe_after", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return value if isinstance(value, bool) else parse_duration(value)
+
+    def circuit(self) -> CircuitPolicy:
+        try:
+            return CircuitPolicy(self.circuit_failures, self.circuit_probe_after,
+                                 self.circuit_max_probe_after)  # fmt: skip
+        except ValueError as exc:
+            raise BridgeConfigError(str(exc)) from None
 
 
 class _RecordBlock(_CrmBlock):
@@ -378,6 +395,7 @@ def build_adapters(
             if store is None:
                 raise BridgeConfigError(f"{where}: the sql CRM needs a store")
             adapter = SqlCrmAdapter(store, name)
+        adapter.circuit_policy = block.circuit()
         adapters.append(adapter)
     return adapters
 

@@ -18,11 +18,12 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from omnihook.contracts import ContractError, parse_event
-from omnihook.store import ClaimedEvent, Finish, Store, backoff_delay
+from omnihook.store import ClaimedEvent, Finish, Store, StoreError, backoff_delay
 from omnihook.store.claims import ClaimLoop
 
+from .ops.breaker import CIRCUITS
 from .ops.metrics import METRICS
-from .router import DispatchOutcome, HandlerContext, Replier, Router
+from .router import DispatchOutcome, HandlerContext, Replier, RetryAfter, Router
 from .timeline import is_stale, position_of
 
 __all__ = ["HandlingPolicy", "Worker"]
@@ -158,6 +159,8 @@ class Worker(ClaimLoop[ClaimedEvent]):
         handlers_done = sorted(claimed.handlers_done | set(outcome.succeeded))
         error = "; ".join(str(failure) for failure in outcome.failures) or None
         next_attempt_at = None
+        deferred = False
+        spent = attempt - claimed.deferrals  # the attempts that count against the policy
         status: Literal["done", "failed", "dead"]
         if not outcome.failures:
             status = "done"
@@ -166,18 +169,19 @@ class Worker(ClaimLoop[ClaimedEvent]):
         elif (
             outcome.retry_after is not None and finished - claimed.received_at < self.policy.max_age
         ):
-            # A rate limit: not the handler failing, so it does not use up the attempts.
-            status = "failed"
+            # A rate limit or an open circuit: not the handler failing, so it does not use up
+            # the attempts.
+            status, deferred = "failed", True
             next_attempt_at = finished + max(
                 outcome.retry_after, self.policy.delay_before(1, self._rng)
             )
-        elif attempt >= self.policy.attempts:
-            status, error = "dead", f"gave up after {attempt} attempts: {error}"
+        elif spent >= self.policy.attempts:
+            status, error = "dead", f"gave up after {spent} attempts: {error}"
         elif finished - claimed.received_at >= self.policy.max_age:
             status, error = "dead", f"gave up: older than {self.policy.max_age:g} s: {error}"
         else:
             status = "failed"
-            next_attempt_at = finished + self.policy.delay_before(attempt, self._rng)
+            next_attempt_at = finished + self.policy.delay_before(spent, self._rng)
         position = position_of(event) if status != "failed" and not stale else None
         await self._finish(
             claimed,
@@ -192,9 +196,11 @@ class Worker(ClaimLoop[ClaimedEvent]):
                 stage=position.stage if position else None,
                 newest_message_at=position.newest_message_at if position else None,
                 stale=stale,
+                deferred=deferred,
             ),
         )
         _count(event.type, outcome, status, finished - claimed.received_at)
+        await self._publish_circuits()
         ids = {"event_id": claimed.id, "room_id": claimed.room_id, "event_type": event.type,
                "attempt": attempt, "duration": finished - started}  # fmt: skip
         if status == "dead":
@@ -205,6 +211,13 @@ class Worker(ClaimLoop[ClaimedEvent]):
             logger.info(
                 "event %d (%s) will be retried: %s", claimed.id, event.type, error, extra=ids
             )
+
+    async def _publish_circuits(self) -> None:
+        """Tell the store about CRM circuits that opened or closed (``omnihook status``)."""
+        try:
+            await CIRCUITS.publish(self.store, time.time())
+        except StoreError as exc:  # the next change publishes again; handling goes on
+            logger.warning("could not record a CRM circuit's state: %s", exc)
 
     async def _finish(self, claimed: ClaimedEvent, result: Finish) -> None:
         # The handlers ran: losing their outcome would run them again.
@@ -227,6 +240,10 @@ def _count(event_type: str, outcome: DispatchOutcome, status: str, waited: float
         METRICS.handling.labels(handler=name, outcome="done").inc()
     failed = "dead" if status == "dead" else "retried"
     for failure in outcome.failures:
-        METRICS.handling.labels(handler=failure.handler, outcome=failed).inc()
+        # A rate limit or an open circuit: the handler waits, it did not fail.
+        waits = isinstance(failure.error, RetryAfter) and status != "dead"
+        METRICS.handling.labels(
+            handler=failure.handler, outcome="deferred" if waits else failed
+        ).inc()
     if status == "done":
         METRICS.handling_delay.labels(type=event_type).observe(max(0.0, waited))

@@ -99,6 +99,9 @@ class ClaimedEvent:
     handlers_done: frozenset[str]
     room: RoomState | None
     source: EventSource = "webhook"
+    deferrals: int = 0
+    """Of ``attempts``, those that only waited (a rate limit, an open circuit): they do not
+    count against a handling policy's attempts."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,8 @@ class Finish:
     stage: int | None = None
     newest_message_at: float | None = None
     stale: bool = False
+    deferred: bool = False
+    """The attempt only waited (see :attr:`ClaimedEvent.deferrals`)."""
 
 
 @dataclass(frozen=True)
@@ -502,7 +507,8 @@ def _claim_in(
         (worker, lease_until, *ids),
     )
     claimed = tx.execute(
-        "SELECT id, dedup_key, room_id, type, body, received_at, attempts, handlers_done, source "
+        "SELECT id, dedup_key, room_id, type, body, received_at, attempts, handlers_done, source, "
+        "deferrals "
         f"FROM events WHERE id IN ({_marks(ids)}) ORDER BY id",
         ids,
     ).fetchall()
@@ -519,19 +525,21 @@ def _claim_in(
             handlers_done=frozenset(json.loads(done)),
             room=rooms.get(room_id) if room_id is not None else None,
             source=source,
+            deferrals=int(deferrals),
         )
-        for event_id, key, room_id, event_type, body, received_at, attempts, done, source in claimed
+        for event_id, key, room_id, event_type, body, received_at, attempts, done, source, deferrals in claimed
     ]
 
 
 def _finish_in(tx: Tx, event: ClaimedEvent, worker: str, result: Finish) -> bool:
     updated = tx.execute(
-        """UPDATE events SET status = ?, attempts = attempts + 1, next_attempt_at = ?,
-               lease_owner = NULL, lease_expires_at = NULL, handlers_done = ?, stale = ?,
-               last_error = ?, finished_at = ?
+        """UPDATE events SET status = ?, attempts = attempts + 1, deferrals = deferrals + ?,
+               next_attempt_at = ?, lease_owner = NULL, lease_expires_at = NULL,
+               handlers_done = ?, stale = ?, last_error = ?, finished_at = ?
            WHERE id = ? AND lease_owner = ? AND status = 'processing'""",
         (
             result.status,
+            int(result.deferred),
             result.next_attempt_at if result.next_attempt_at is not None else result.finished_at,
             json.dumps(sorted(result.handlers_done)),
             int(result.stale),
@@ -611,7 +619,7 @@ def _replay_in(tx: Tx, ids: list[int] | None, now: float, all_handlers: bool) ->
     if replayed:
         reset = ", handlers_done = '[]'" if all_handlers else ""
         tx.execute(
-            f"UPDATE events SET status = 'pending', attempts = 0, next_attempt_at = ?, "
+            f"UPDATE events SET status = 'pending', attempts = 0, deferrals = 0, next_attempt_at = ?, "
             f"lease_owner = NULL, lease_expires_at = NULL, finished_at = NULL{reset} "
             f"WHERE id IN ({_marks(replayed)})",
             (now, *replayed),

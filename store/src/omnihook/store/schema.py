@@ -249,6 +249,9 @@ _STEPS += (
                 value TEXT NOT NULL,
                 updated_at {time} NOT NULL
             )""",
+            # Attempts that only waited (a rate limit, an open CRM circuit): not counted against
+            # the handling policy's attempts.
+            "ALTER TABLE events ADD COLUMN deferrals INTEGER NOT NULL DEFAULT 0",
         ),
     ),
 )

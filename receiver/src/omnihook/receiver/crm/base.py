@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol
@@ -23,6 +23,7 @@ from omnihook.contracts import (
 )
 from omnihook.store import register_secret
 
+from ..ops.breaker import CircuitBreaker, CircuitPolicy
 from ..ops.metrics import METRICS, crm_operation
 from ..router import HandlerContext, PermanentError, RetryAfter, Router
 
@@ -199,6 +200,13 @@ class CrmAdapter(ABC):
     """Makes a CRM reflect Rocket.Chat events, idempotently, and returns the ids to hand back to
     Rocket.Chat (as crmData, under the adapter's name). Register it with :meth:`register`."""
 
+    circuit_policy: CircuitPolicy = CircuitPolicy()
+    """When this adapter's circuit opens (:mod:`omnihook.receiver.ops.breaker`); set before
+    :meth:`register` (the bridge file's ``circuit_failures``...)."""
+    circuit_clock: Callable[[], float] = staticmethod(time.monotonic)
+    circuit: CircuitBreaker | None = None
+    """The circuit, once registered."""
+
     def __init__(self, name: str, *, links: LinkStore | None = None) -> None:
         self.name = name
         self.links: LinkStore = links or MemoryLinks()
@@ -219,8 +227,24 @@ class CrmAdapter(ABC):
         """Handle this adapter's events in ``router`` (a handler named ``crm:<name>``); the
         Send Test sample never reaches it."""
 
+        circuit = CircuitBreaker(self.name, self.circuit_policy, self.circuit_clock)
+        self.circuit = circuit
+
         async def handler(event: AnyEvent, context: HandlerContext) -> dict[str, Any] | None:
-            return await self.handle(event, context)
+            circuit.raise_if_open()
+            probing = circuit.state == "half_open"
+            try:
+                result = await self.handle(event, context)
+            except CrmTransientError as exc:
+                circuit.failed(str(exc))
+                if probing:  # the probe is the breaker's, not the event's: no attempt spent
+                    circuit.raise_if_open()
+                raise
+            except (RetryAfter, PermanentError):
+                circuit.succeeded()  # the CRM answered (a rate limit, a refusal): it is up
+                raise
+            circuit.succeeded()
+            return result
 
         handler.__qualname__ = handler.__name__ = f"crm:{self.name}"
         if self.events:

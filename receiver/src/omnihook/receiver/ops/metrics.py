@@ -64,8 +64,8 @@ class Metrics:
         )  # fmt: skip
         self.handling = Counter(
             "omnihook_handling",
-            "Handler runs by handler (CRM adapters by their handler name) and outcome: done, "
-            "retried, dead.",
+            "Handler runs by handler (CRM adapters: crm:<name>) and outcome: done, retried, "
+            "deferred (a rate limit or an open circuit: no attempt used), dead.",
             ["handler", "outcome"], registry=registry,
         )  # fmt: skip
         self.handling_delay = Histogram(
@@ -82,6 +82,11 @@ class Metrics:
         self.crm_latency = Histogram(
             "omnihook_crm_request_seconds", "CRM API call latency by adapter and operation.",
             ["adapter", "operation"], buckets=_LATENCY_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.crm_circuit_open = Gauge(
+            "omnihook_crm_circuit_open",
+            "1 while a CRM adapter's circuit is open in this process (its events wait), else 0.",
+            ["adapter"], registry=registry,
         )  # fmt: skip
         self.store_commit = Histogram(
             "omnihook_store_commit_seconds",
@@ -128,10 +133,12 @@ class Metrics:
         )  # fmt: skip
 
     def names(self) -> set[str]:
-        """Every series name this registry exposes (``_total``, ``_bucket``... included)."""
-        return {sample.name for family in self.registry.collect() for sample in family.samples} | {
-            family.name for family in self.registry.collect()
-        }
+        """Every series name these metrics expose, observed yet or not (a counter's ``_total``,
+        a histogram's ``_bucket``, ``_sum`` and ``_count``): what dashboards and alerts may use."""
+        suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"),
+                    "gauge": ("",)}  # fmt: skip
+        return {family.name + suffix for family in self.registry.collect()
+                for suffix in suffixes[family.type]}  # fmt: skip
 
     async def refresh(self, store: Store | None, now: float | None = None) -> None:
         """Read the store's backlog into the gauges (``omnihook_store_up`` 0 if it fails)."""
