@@ -39,14 +39,17 @@ from .crm import (
     ZohoAdapter,
 )
 from .crm.base import LinkStore, MemoryLinks
+from .ops.alerts import CONDITIONS, AlertRules, AlertTarget, target_from
 from .ops.breaker import CircuitPolicy
 from .reconcile import ReconcileLoop, WebhookSwitches, parse_duration
 from .rest import RocketChatApi
 
 __all__ = [
+    "AlertBlock",
     "BridgeConfig",
     "BridgeConfigError",
     "build_adapters",
+    "build_alert_routes",
     "build_reconcile_loop",
     "build_rocketchat_api",
     "load_bridge_config",
@@ -255,10 +258,64 @@ class RocketChatSettings(_Block):
         return WebhookSwitches.from_names(self.webhook_events, navigation=self.navigation_history)
 
 
+class AlertBlock(_Block):
+    """``[[alerts]]``: where to send alerts (omnihook.receiver.ops.alerts) and on what."""
+
+    kind: Literal["rocketchat", "slack", "webhook"]
+    url_env: str | None = None
+    """slack and webhook: the environment variable holding the URL (URLs carry secrets)."""
+    room_id: str | None = None
+    """rocketchat: the room's id (#general's is GENERAL), through the [rocketchat] bot."""
+    on: list[str] | None = None
+    crm_failing_after: float = 600.0
+    handling_delay: float = 300.0
+    every: float = 3600.0
+
+    @field_validator("crm_failing_after", "handling_delay", "every", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return value if isinstance(value, bool) else parse_duration(value)
+
+    def rules(self) -> AlertRules:
+        on = frozenset(self.on) if self.on is not None else frozenset(CONDITIONS)
+        return AlertRules(on, self.crm_failing_after, self.handling_delay, self.every)
+
+
 class BridgeConfig(_Block):
     receiver: ReceiverSettings = Field(default_factory=lambda: ReceiverSettings())
     rocketchat: RocketChatSettings | None = None
     crm: list[CrmBlock] = Field(default_factory=list)
+    alerts: list[AlertBlock] = Field(default_factory=list)
+
+
+def build_alert_routes(
+    config: BridgeConfig, api: RocketChatApi | None, environ: Mapping[str, str] | None = None
+) -> list[tuple[AlertTarget, AlertRules]]:
+    """Each ``[[alerts]]`` block's target and rules, its URL read from the environment now (a
+    missing variable stops the start, naming the key)."""
+    env = os.environ if environ is None else environ
+    routes = []
+    for index, block in enumerate(config.alerts):
+        where = f"alerts[{index}]"
+        url = None
+        if block.kind != "rocketchat":
+            if not block.url_env:
+                raise BridgeConfigError(f"{where}.url_env: a {block.kind} alert needs the "
+                                        "environment variable holding its URL")  # fmt: skip
+            url = env.get(block.url_env, "")
+            if not url:
+                raise BridgeConfigError(
+                    f"{where}.url_env: environment variable {block.url_env} is not set"
+                )
+        elif not block.room_id or api is None:
+            raise BridgeConfigError(f"{where}: a rocketchat alert needs room_id and a "
+                                    "[rocketchat] block (url, the bot's id and token)")  # fmt: skip
+        try:
+            routes.append((target_from(block.kind, url=url, room_id=block.room_id, api=api),
+                           block.rules()))  # fmt: skip
+        except ValueError as exc:
+            raise BridgeConfigError(f"{where}: {exc}") from None
+    return routes
 
 
 def load_bridge_config(path: Path) -> BridgeConfig:

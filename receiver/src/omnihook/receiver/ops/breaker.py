@@ -70,6 +70,8 @@ class CircuitBreaker:
     """The current pause between probes."""
     reason: str = ""
     """The last failure that counted."""
+    opened_at: float | None = None
+    """When it opened (Unix time; ``None`` while closed): alerts tell how long it has failed."""
 
     def __post_init__(self) -> None:
         CIRCUITS.track(self)
@@ -90,6 +92,7 @@ class CircuitBreaker:
         self.failures_in_a_row = 0
         self.wait = 0.0
         if self.state != "closed":
+            self.opened_at = None
             self._set("closed")
 
     def failed(self, reason: str) -> None:
@@ -103,6 +106,8 @@ class CircuitBreaker:
             self.wait = (min(self.wait * policy.backoff, policy.max_probe_after)
                          if self.wait else policy.probe_after)  # fmt: skip
             self.probe_at = self.clock() + self.wait
+            if self.opened_at is None:
+                self.opened_at = time.time()
             self._set("open")
 
     def raise_if_open(self) -> None:
@@ -117,7 +122,8 @@ class CircuitBreaker:
 
     def describe(self) -> dict[str, Any]:
         return {"state": self.state, "failures_in_a_row": self.failures_in_a_row,
-                "reason": self.reason, "next_probe_in": round(max(0.0, self.probe_at - self.clock()), 1)
+                "reason": self.reason, "opened_at": self.opened_at,
+                "next_probe_in": round(max(0.0, self.probe_at - self.clock()), 1)
                 if self.state != "closed" else None}  # fmt: skip
 
     def _set(self, state: CircuitState) -> None:
