@@ -3,9 +3,11 @@ once; to a plain webhook, a Slack-compatible one and a Rocket.Chat room; one pro
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +29,9 @@ from omnihook.receiver.ops.alerts import (
 from omnihook.receiver.rest import RocketChatApi
 from omnihook.sender.fake_rocketchat import FakeRocketChat
 from omnihook.store import Finish, Store
+
+from ..conftest import free_port
+from ..processes import OmnihookProcess, wait_for
 
 
 class Inbox:
@@ -194,3 +199,30 @@ def test_alert_blocks_that_cannot_work_are_named(block: str, message: str, tmp_p
                                 env={"HOOK_URL": "http://127.0.0.1:9/x", "NOT_SET": ""})  # fmt: skip
     assert result.exit_code == 1
     assert message in result.output
+
+
+def test_serve_alerts_from_its_bridge_file(httpserver: HTTPServer, tmp_path: Path) -> None:
+    """``omnihook serve --config`` with [[alerts]]: its first check, at start, finds the dead
+    letter already in the store and sends it."""
+    hook = Inbox(httpserver, "/hook")
+    store_url = f"sqlite:///{tmp_path / 'omnihook.db'}"
+
+    async def prefill() -> None:
+        async with Store.open(store_url) as store:
+            await dead_letter(store)
+
+    asyncio.run(prefill())
+    config = tmp_path / "bridge.toml"
+    config.write_text(
+        f'[receiver]\nstore = "{store_url}"\n[[alerts]]\nkind = "webhook"\nurl_env = "HOOK_URL"\n'
+    )
+    port = free_port()
+    serve = OmnihookProcess(["serve", "--config", str(config), "--port", str(port)], tmp_path,
+                            {"OMNIHOOK_TOKEN": "t", "HOOK_URL": hook.url}, port=port).start()  # fmt: skip
+    try:
+        wait_for(lambda: hook.received, 20, "the alert")
+    finally:
+        serve.stop()
+    assert hook.received[0]["alert"] == "dead_letters"
+    assert "alerts: webhook" in serve.output()
+    assert hook.url not in serve.output()  # a webhook URL is a secret

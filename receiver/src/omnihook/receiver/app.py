@@ -17,7 +17,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -37,7 +37,9 @@ from omnihook.store import (
 )
 
 from .delivery import previous_crm_data, stored_delivery
+from .ops import tracing
 from .ops.metrics import METRICS, exposition
+from .ops.tracing import TRACING
 from .request_body import (
     BodyTooLarge,
     body_too_large,
@@ -54,6 +56,9 @@ from .router import HandlerContext, HandlerFailures, Router
 from .triggers import TriggerService
 from .verification import TOKEN_HEADER, TokenCheck, TokenVerifier
 from .worker import HandlingPolicy, Worker
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -110,7 +115,9 @@ def create_app(
     ``{"status": "ok"}``, with a store only if a write
     succeeds within 3 s (else 503 and the kind of trouble; the cause is logged). Every ``POST``
     endpoint refuses a token header sent twice, and HTTP/1.0 without a length. Mount the result
-    in FastAPI or Starlette with ``app.mount("/hooks", ...)``.
+    in FastAPI or Starlette with ``app.mount("/hooks", ...)``. With a global OpenTelemetry tracer
+    provider installed, each delivery is traced to its handlers and CRM calls
+    (:mod:`omnihook.receiver.ops.tracing`).
     """
     token_list = list(tokens or [])
     register_secret(*token_list)  # never in a recorded error or a log line
@@ -131,6 +138,7 @@ def create_app(
         raise ValueError(f"metrics_path must start with '/', got {metrics_path!r}")
     if metrics_token:
         register_secret(metrics_token)
+    TRACING.refresh()
 
     owned_store = isinstance(store, str)
     durable = Store(store) if isinstance(store, str) else store
@@ -146,6 +154,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         running: asyncio.Task[None] | None = None
+        TRACING.refresh()  # a tracer provider installed after create_app
         if durable is not None:
             try:
                 await durable.check_writable()
@@ -239,6 +248,9 @@ class _ReceiverApp(Starlette):
         send = _counting(send, self._labels.get(path, "other"))
         if scope["method"] == "POST" and path == self._webhook_path:
             scope["app"] = self
+            if TRACING.on:  # off: this check is all tracing costs a request
+                await self._traced_webhook(scope, receive, send)
+                return
             try:
                 response = await self._endpoint.handle(Request(scope, receive))
             except ClientDisconnect:
@@ -250,6 +262,21 @@ class _ReceiverApp(Starlette):
             await response(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
+
+    async def _traced_webhook(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The webhook's way, in a SERVER span (:mod:`~omnihook.receiver.ops.tracing`)."""
+        with tracing.request_span(scope, self._webhook_path) as span:
+            try:
+                response = await self._endpoint.handle(Request(scope, receive), span)
+            except ClientDisconnect:
+                log_disconnect(scope)
+                tracing.request_dropped(span)
+                return
+            except Exception:
+                logger.exception("the webhook endpoint failed")
+                response = json_error(500, "internal_error", "see the receiver's log")
+            tracing.request_answered(span, response.status_code)
+            await response(scope, receive, send)
 
 
 class _WebhookEndpoint:
@@ -281,7 +308,8 @@ class _WebhookEndpoint:
             return self._unauthorized(request, check, several=several)
         return None
 
-    async def handle(self, request: Request) -> Response:
+    async def handle(self, request: Request, span: Span | None = None) -> Response:
+        """The answer to a webhook delivery; ``span``: the request's, when tracing is on."""
         refused = self.refuse_head(request)
         if refused is not None:
             return refused
@@ -294,6 +322,8 @@ class _WebhookEndpoint:
             event = parse_event(body)
         except ContractError as exc:
             return self._rejected(exc)
+        if span is not None:
+            tracing.request_event(span, event)
 
         if event.is_test and self.store is not None:
             # Send Test must prove the whole path: "It works" only if a delivery could be kept.
@@ -302,14 +332,15 @@ class _WebhookEndpoint:
             except StoreError as exc:
                 return self._store_unavailable(exc)
         if self.store is None or event.is_test:
-            return await self._handle_inline(event, body)
-        return await self._store(event, body)
+            return await self._handle_inline(event, body, span)
+        return await self._store(event, body, span)
 
-    async def _handle_inline(self, event: AnyEvent, body: bytes) -> Response:
+    async def _handle_inline(self, event: AnyEvent, body: bytes, span: Span | None) -> Response:
         context = HandlerContext(raw_body=body, dedup_key=hashlib.sha256(body).hexdigest(),
                                  room_id=event.room_id, replier=self.rocketchat)  # fmt: skip
         try:
-            result = await self.router.dispatch(event, context)
+            watch = None if span is None else tracing.handler_span
+            result = await self.router.dispatch(event, context, watch=watch)
         except HandlerFailures as exc:
             return _handler_failed(exc)
         METRICS.events_accepted.labels(type=event.type).inc()
@@ -319,13 +350,17 @@ class _WebhookEndpoint:
             return Response(_OK_BODY, media_type="application/json")
         return _accepted(event, result.crm_data)
 
-    async def _store(self, event: AnyEvent, body: bytes) -> Response:
+    async def _store(self, event: AnyEvent, body: bytes, span: Span | None) -> Response:
         assert self.store is not None
         new_event = stored_delivery(event, body)
         started = time.perf_counter()
         try:
             await self.store.connect()
-            accepted = await self.store.events.accept(new_event)
+            if span is None:
+                accepted = await self.store.events.accept(new_event)
+            else:
+                accepted = await tracing.accept_traced(self.store.events, new_event)
+                tracing.request_stored(span, accepted)
         except StoreRejected as exc:
             logger.error(
                 "the store refused a %s delivery (room %s, %d bytes, dedup key %s), answering "

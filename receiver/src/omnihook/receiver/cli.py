@@ -27,6 +27,7 @@ from .bridge import (
     BridgeConfig,
     BridgeConfigError,
     build_adapters,
+    build_alert_routes,
     build_reconcile_loop,
     build_rocketchat_api,
     load_bridge_config,
@@ -35,8 +36,10 @@ from .console import logging_router
 from .crm import SqlCrmAdapter
 from .http import HttpLimits, run_server
 from .inspector import create_inspector
+from .ops.alerts import AlertLoop
 from .ops.logs import LOG_FORMATS, configure_logging
 from .ops.metrics import serve_metrics
+from .ops.tracing import configure_tracing
 from .reconcile import ReconcileLoop
 from .rest import RocketChatApi
 from .router import Router
@@ -274,6 +277,23 @@ def _reconcile_loop(
         raise click.ClickException(str(exc)) from None
 
 
+def _alert_loop(
+    config: BridgeConfig | None, api: RocketChatApi | None, store: Store | None
+) -> AlertLoop | None:
+    """The [[alerts]] of the bridge file, checked in this process (one process of those sharing
+    the store sends them)."""
+    if config is None or not config.alerts:
+        return None
+    if store is None:
+        raise click.ClickException("[[alerts]] read the store: they need one (store = false)")
+    try:
+        routes = build_alert_routes(config, api)
+    except BridgeConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    logger.info("alerts: %s", ", ".join(f"{target.name}" for target, _ in routes))
+    return AlertLoop(store, routes=routes)
+
+
 def _rocketchat_api(config: BridgeConfig | None) -> RocketChatApi | None:
     try:
         return build_rocketchat_api(config)
@@ -442,6 +462,7 @@ def serve(
     Point Rocket.Chat's Webhook URL (Omnichannel > Webhooks) at http://HOST:PORT/PATH.
     """
     configure_logging(log_level, log_format)
+    configure_tracing()  # only when the OTEL_* variables ask for traces
     config = _load_config(config_path)
     pick = _Settings(ctx, config)
     host, port, path = pick("host"), pick("port"), pick("path")
@@ -469,6 +490,9 @@ def serve(
     rocketchat = _rocketchat_api(config)
     reconciling = _reconcile_loop(config, rocketchat, store)
     background = [reconciling.run] if reconciling is not None else []
+    alerting = _alert_loop(config, rocketchat, store)
+    if alerting is not None:
+        background.append(alerting.run)
     on_own_port = not no_metrics and metrics_port is not None
     if on_own_port:
         assert metrics_port is not None
@@ -559,6 +583,7 @@ def worker(
     events it holds.
     """
     configure_logging(log_level, log_format)
+    configure_tracing()  # only when the OTEL_* variables ask for traces
     tune_process()
     config = _load_config(config_path)
     pick = _Settings(ctx, config)
@@ -573,6 +598,9 @@ def worker(
     policy = _policy(pick("max_attempts"), pick("max_age"), pick("handler_timeout"))
     reconciling = _reconcile_loop(config, rocketchat, store)
     jobs = [reconciling.run] if reconciling is not None else []
+    alerting = _alert_loop(config, rocketchat, store)
+    if alerting is not None:
+        jobs.append(alerting.run)
     if metrics_port is not None:
         jobs.append(partial(serve_metrics, store, metrics_host, metrics_port))
     asyncio.run(_run_worker(store, router, policy, pick("concurrency"), grace, lease, rocketchat,

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import inspect
@@ -187,6 +188,21 @@ class DispatchOutcome:
 
 Matcher = Callable[[AnyEvent], bool]
 
+HandlerWatch = Callable[
+    [str], contextlib.AbstractContextManager[Callable[[Exception | None], None]]
+]
+"""Wraps one handler's run, given its name; what it yields is told how the run ended (``None``:
+it succeeded). Tracing uses it for a span per handler."""
+
+
+def _ignore(error: Exception | None) -> None:
+    pass
+
+
+_UNWATCHED: contextlib.AbstractContextManager[Callable[[Exception | None], None]] = (
+    contextlib.nullcontext(_ignore)
+)  # reusable: an unwatched run allocates nothing
+
 
 @dataclass(frozen=True)
 class _Registration:
@@ -300,10 +316,14 @@ class Router:
         return len(self._registrations)
 
     async def dispatch(
-        self, event: AnyEvent, context: HandlerContext | None = None
+        self,
+        event: AnyEvent,
+        context: HandlerContext | None = None,
+        *,
+        watch: HandlerWatch | None = None,
     ) -> DispatchResult:
         """Run every matching handler. Raises :class:`HandlerFailures` if any of them raised."""
-        outcome = await self.run(event, context)
+        outcome = await self.run(event, context, watch=watch)
         if outcome.failures:
             raise HandlerFailures(event, list(outcome.failures), outcome.handlers_run)
         return DispatchResult(crm_data=outcome.crm_data, handlers_run=outcome.handlers_run)
@@ -315,9 +335,11 @@ class Router:
         *,
         skip: Collection[str] = (),
         timeout: float | None = None,
+        watch: HandlerWatch | None = None,
     ) -> DispatchOutcome:
         """Run every matching handler except those named in ``skip`` (they already succeeded in
-        an earlier attempt), each within ``timeout`` seconds, and report each one's outcome."""
+        an earlier attempt), each within ``timeout`` seconds, and report each one's outcome.
+        ``watch`` wraps each handler's run (tracing: a span per handler)."""
         context = context or HandlerContext()
         merged: dict[str, Any] = {}
         succeeded: list[str] = []
@@ -326,32 +348,35 @@ class Router:
             if registration.name in skip:
                 continue
             context.handler = registration.name
-            started = time.perf_counter()
-            try:
-                result = await _call(registration, event, context, timeout)
-                if result is not None and not isinstance(result, Mapping):
-                    raise TypeError(
-                        f"returned {type(result).__name__}; a handler returns a mapping "
-                        "(sent back to Rocket.Chat as crmData) or None"
+            with _UNWATCHED if watch is None else watch(registration.name) as ended:
+                started = time.perf_counter()
+                try:
+                    result = await _call(registration, event, context, timeout)
+                    if result is not None and not isinstance(result, Mapping):
+                        raise TypeError(
+                            f"returned {type(result).__name__}; a handler returns a mapping "
+                            "(sent back to Rocket.Chat as crmData) or None"
+                        )
+                except Exception as exc:
+                    logger.error(
+                        "handler %s failed for %s (room %s)",
+                        registration.name,
+                        event.type,
+                        event.room_id,
+                        exc_info=exc,
+                        extra={
+                            "event_id": context.event_id,
+                            "room_id": event.room_id,
+                            "event_type": event.type,
+                            "handler": registration.name,
+                            "attempt": context.attempt,
+                            "duration": time.perf_counter() - started,
+                        },
                     )
-            except Exception as exc:
-                logger.error(
-                    "handler %s failed for %s (room %s)",
-                    registration.name,
-                    event.type,
-                    event.room_id,
-                    exc_info=exc,
-                    extra={
-                        "event_id": context.event_id,
-                        "room_id": event.room_id,
-                        "event_type": event.type,
-                        "handler": registration.name,
-                        "attempt": context.attempt,
-                        "duration": time.perf_counter() - started,
-                    },
-                )
-                failures.append(HandlerFailure(registration.name, exc))
-                continue
+                    failures.append(HandlerFailure(registration.name, exc))
+                    ended(exc)
+                    continue
+                ended(None)
             if result:
                 merged.update(result)
             succeeded.append(registration.name)

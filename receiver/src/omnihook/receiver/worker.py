@@ -15,16 +15,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from omnihook.contracts import ContractError, parse_event
 from omnihook.store import ClaimedEvent, Finish, Store, StoreError, backoff_delay
 from omnihook.store.claims import ClaimLoop
 
+from .ops import tracing
 from .ops.breaker import CIRCUITS
 from .ops.metrics import METRICS
+from .ops.tracing import TRACING
 from .router import DispatchOutcome, HandlerContext, Replier, RetryAfter, Router
 from .timeline import is_stale, position_of
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
 
 __all__ = ["HandlingPolicy", "Worker"]
 
@@ -108,6 +113,7 @@ class Worker(ClaimLoop[ClaimedEvent]):
         self._rng = rng or random.Random()
         self.handled = 0
         """Attempts finished by this worker (any outcome)."""
+        TRACING.refresh()
 
     async def drain(self) -> int:
         """Handle everything that is due now, then return how many attempts were made (tests,
@@ -130,11 +136,20 @@ class Worker(ClaimLoop[ClaimedEvent]):
         await self.store.events.release(self.name, ids)
 
     async def handle(self, claimed: ClaimedEvent) -> None:
+        if TRACING.on:  # the trace the request stored with the event goes on
+            with tracing.handling_span(claimed, self.name) as span:
+                await self._handle(claimed, span)
+        else:
+            await self._handle(claimed, None)
+
+    async def _handle(self, claimed: ClaimedEvent, span: Span | None) -> None:
         started = self.clock()
         attempt = claimed.attempts + 1
         try:
             event = parse_event(claimed.body)
         except ContractError as exc:  # accepted by an older contract; retrying cannot help
+            if span is not None:
+                tracing.handling_outcome(span, "dead", str(exc))
             await self._finish(claimed, Finish("dead", started, self.clock(), error=str(exc)))
             return
         room = claimed.room
@@ -153,8 +168,9 @@ class Worker(ClaimLoop[ClaimedEvent]):
             replier=self.rocketchat,
         )
         outcome = await self.router.run(
-            event, context, skip=claimed.handlers_done, timeout=self.policy.handler_timeout
-        )
+            event, context, skip=claimed.handlers_done, timeout=self.policy.handler_timeout,
+            watch=None if span is None else tracing.handler_span,
+        )  # fmt: skip
         finished = self.clock()
         handlers_done = sorted(claimed.handlers_done | set(outcome.succeeded))
         error = "; ".join(str(failure) for failure in outcome.failures) or None
@@ -182,6 +198,8 @@ class Worker(ClaimLoop[ClaimedEvent]):
         else:
             status = "failed"
             next_attempt_at = finished + self.policy.delay_before(spent, self._rng)
+        if span is not None:
+            tracing.handling_outcome(span, status, error, stale=stale)
         position = position_of(event) if status != "failed" and not stale else None
         await self._finish(
             claimed,

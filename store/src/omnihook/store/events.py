@@ -63,6 +63,9 @@ class NewEvent:
     """What the event is, beside its bytes (:func:`omnihook.contracts.event_identity`): a
     delivery with the identity of a stored event is a duplicate of it."""
     source: EventSource = "webhook"
+    trace_context: str | None = None
+    """The W3C ``traceparent`` of the trace that stored it (``None``: tracing off); the worker
+    handling it continues that trace."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,8 @@ class ClaimedEvent:
     deferrals: int = 0
     """Of ``attempts``, those that only waited (a rate limit, an open circuit): they do not
     count against a handling policy's attempts."""
+    trace_context: str | None = None
+    """The W3C ``traceparent`` stored with the event (see :attr:`NewEvent.trace_context`)."""
 
 
 @dataclass(frozen=True)
@@ -368,16 +373,17 @@ def _accept_in(tx: Tx, batch: list[NewEvent]) -> list[Accepted]:
 
     columns = (
         "(dedup_key, room_key, room_id, type, body, received_at, status, next_attempt_at, answer, "
-        "identity, source)"
+        "identity, source, trace_context)"
     )
     values: list[Any] = []
     for e in unique:
         room_key = e.room_id if e.room_id is not None else f"#{e.dedup_key}"
         values += [e.dedup_key, room_key, e.room_id, e.type, e.body, e.received_at, "pending",
-                   e.received_at, answers[e.dedup_key], e.identity, e.source]  # fmt: skip
+                   e.received_at, answers[e.dedup_key], e.identity, e.source,
+                   e.trace_context]  # fmt: skip
     rows = tx.execute(
         f"INSERT INTO events {columns} VALUES "
-        + ", ".join("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" for _ in unique)
+        + ", ".join("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" for _ in unique)
         # Any unique key: the same bytes (dedup_key) or the same event (identity) stored before.
         + " ON CONFLICT DO NOTHING RETURNING dedup_key, id",
         values,
@@ -508,7 +514,7 @@ def _claim_in(
     )
     claimed = tx.execute(
         "SELECT id, dedup_key, room_id, type, body, received_at, attempts, handlers_done, source, "
-        "deferrals "
+        "deferrals, trace_context "
         f"FROM events WHERE id IN ({_marks(ids)}) ORDER BY id",
         ids,
     ).fetchall()
@@ -526,8 +532,9 @@ def _claim_in(
             room=rooms.get(room_id) if room_id is not None else None,
             source=source,
             deferrals=int(deferrals),
+            trace_context=trace_context,
         )
-        for event_id, key, room_id, event_type, body, received_at, attempts, done, source, deferrals in claimed
+        for event_id, key, room_id, event_type, body, received_at, attempts, done, source, deferrals, trace_context in claimed
     ]
 
 

@@ -23,8 +23,10 @@ from omnihook.contracts import (
 )
 from omnihook.store import register_secret
 
+from ..ops import tracing
 from ..ops.breaker import CircuitBreaker, CircuitPolicy
 from ..ops.metrics import METRICS, crm_operation
+from ..ops.tracing import TRACING
 from ..router import HandlerContext, PermanentError, RetryAfter, Router
 
 __all__ = [
@@ -353,26 +355,34 @@ class HttpCrm:
         return self._client
 
     async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        operation = crm_operation(method, httpx.URL(url).path)
+        target = httpx.URL(url)
+        operation = crm_operation(method, target.path)
         started = time.perf_counter()
         outcome = "ok"
-        try:
-            response = await self.client.request(method, url, **kwargs)
-            outcome = _outcome(response.status_code)
-            return response
-        except httpx.TimeoutException as exc:
-            outcome = "timeout"
-            raise CrmTransientError(
-                f"{self.adapter}: no answer from {url} within {self.timeout:g} s"
-            ) from exc
-        except httpx.TransportError as exc:
-            outcome = "unreachable"
-            raise CrmTransientError(f"{self.adapter}: cannot reach {url}: {exc}") from exc
-        finally:
-            METRICS.crm_requests.labels(self.adapter, operation, outcome).inc()
-            METRICS.crm_latency.labels(self.adapter, operation).observe(
-                time.perf_counter() - started
-            )
+        # A CLIENT span per call when tracing is on; the trace context goes out with the call.
+        traced = tracing.crm_call_span(self.adapter, operation, target) if TRACING.on else None
+        with traced or tracing.UNTRACED as span:
+            try:
+                if span is not None:
+                    kwargs["headers"] = tracing.crm_call_headers(kwargs.get("headers"))
+                response = await self.client.request(method, url, **kwargs)
+                outcome = _outcome(response.status_code)
+                if span is not None:
+                    tracing.crm_call_answered(span, response.status_code)
+                return response
+            except httpx.TimeoutException as exc:
+                outcome = "timeout"
+                raise CrmTransientError(
+                    f"{self.adapter}: no answer from {url} within {self.timeout:g} s"
+                ) from exc
+            except httpx.TransportError as exc:
+                outcome = "unreachable"
+                raise CrmTransientError(f"{self.adapter}: cannot reach {url}: {exc}") from exc
+            finally:
+                METRICS.crm_requests.labels(self.adapter, operation, outcome).inc()
+                METRICS.crm_latency.labels(self.adapter, operation).observe(
+                    time.perf_counter() - started
+                )
 
     def server_error(self, response: httpx.Response) -> CrmTransientError:
         return CrmTransientError(
