@@ -249,34 +249,28 @@ class _ReceiverApp(Starlette):
         if scope["method"] == "POST" and path == self._webhook_path:
             scope["app"] = self
             if TRACING.on:  # off: this check is all tracing costs a request
-                await self._traced_webhook(scope, receive, send)
-                return
-            try:
-                response = await self._endpoint.handle(Request(scope, receive))
-            except ClientDisconnect:
-                log_disconnect(scope)  # nobody to answer: Rocket.Chat gave up on its side
-                return
-            except Exception:
-                logger.exception("the webhook endpoint failed")
-                response = json_error(500, "internal_error", "see the receiver's log")
-            await response(scope, receive, send)
+                with tracing.request_span(scope, self._webhook_path) as span:
+                    await self._webhook(scope, receive, send, span)
+            else:
+                await self._webhook(scope, receive, send, None)
             return
         await super().__call__(scope, receive, send)
 
-    async def _traced_webhook(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The webhook's way, in a SERVER span (:mod:`~omnihook.receiver.ops.tracing`)."""
-        with tracing.request_span(scope, self._webhook_path) as span:
-            try:
-                response = await self._endpoint.handle(Request(scope, receive), span)
-            except ClientDisconnect:
-                log_disconnect(scope)
+    async def _webhook(self, scope: Scope, receive: Receive, send: Send, span: Span | None) -> None:
+        """The webhook's way; ``span``: the request's, when tracing is on."""
+        try:
+            response = await self._endpoint.handle(Request(scope, receive), span)
+        except ClientDisconnect:
+            log_disconnect(scope)  # nobody to answer: Rocket.Chat gave up on its side
+            if span is not None:
                 tracing.request_dropped(span)
-                return
-            except Exception:
-                logger.exception("the webhook endpoint failed")
-                response = json_error(500, "internal_error", "see the receiver's log")
+            return
+        except Exception:
+            logger.exception("the webhook endpoint failed")
+            response = json_error(500, "internal_error", "see the receiver's log")
+        if span is not None:
             tracing.request_answered(span, response.status_code)
-            await response(scope, receive, send)
+        await response(scope, receive, send)
 
 
 class _WebhookEndpoint:
