@@ -215,3 +215,21 @@ async def test_crm_calls_count_by_adapter_operation_and_outcome(
     [event] = await store.events.find(limit=1)
     assert event.status == "done", event.last_error
     assert counts.deltas() == [1, 1, 2]
+
+
+async def test_outbox_deliveries_count_by_outcome(tmp_path: Any, httpserver: HTTPServer) -> None:
+    """A sender's dispatcher in this process: its attempts show as
+    omnihook_outbox_deliveries_total (the store counts them)."""
+    from omnihook.sender import RetryPolicy, Sender
+
+    httpserver.expect_ordered_request("/hook").respond_with_data("down", status=503)
+    httpserver.expect_ordered_request("/hook").respond_with_json({"ok": True})
+    counts = Counts(
+        *(("omnihook_outbox_deliveries_total", {"outcome": o}) for o in ("done", "failed"))
+    )
+    policy = RetryPolicy(attempts=2, delay=0.01)
+    async with Sender(httpserver.url_for("/hook"), token="t", policy=policy,
+                      outbox=f"sqlite:///{tmp_path / 'outbox.db'}") as sender:  # fmt: skip
+        await sender.enqueue(samples.sample("chat-start"))
+        await sender.drain()
+    assert counts.deltas() == [1, 1]

@@ -8,6 +8,7 @@ delivery of a (url, room) pair can be claimed, so one room's deliveries keep the
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from .leased import Backlog, LeasedTable
 from .redaction import redact, redact_error
 
 __all__ = [
+    "DELIVERY_OUTCOMES",
     "OUTBOX_STATUSES",
     "OutboxAttempt",
     "OutboxEntry",
@@ -34,6 +36,10 @@ OutboxStatus = Literal["pending", "sending", "failed", "dead", "done"]
 OUTBOX_STATUSES: tuple[OutboxStatus, ...] = ("pending", "sending", "failed", "dead", "done")
 
 _ACTIVE = "('pending', 'sending', 'failed')"
+
+DELIVERY_OUTCOMES: collections.Counter[str] = collections.Counter()
+"""Attempts this process's dispatchers recorded, by outcome (``done``, ``failed``: retried
+later, ``dead``); exposed as ``omnihook_outbox_deliveries_total`` by the receiver's metrics."""
 
 
 @dataclass(frozen=True)
@@ -196,6 +202,7 @@ class OutboxStore:
         # Where the sender's outcomes are recorded: masked here, before the transaction (an
         # endpoint may echo our token back); a 200's text is crmData, kept exact.
         attempt = dataclasses.replace(attempt, error=redact_error(attempt.error))
+        DELIVERY_OUTCOMES[status] += 1
         if status != "done" and response_text is not None:
             # An error page can be megabytes: keep its start, masked, not the whole of it.
             response_text = redact(response_text[:_KEPT_ERROR_TEXT])

@@ -22,6 +22,7 @@ import contextlib
 import logging
 import re
 import time
+from collections.abc import Iterator
 from typing import Final
 
 from prometheus_client import (
@@ -32,9 +33,12 @@ from prometheus_client import (
     generate_latest,
     start_http_server,
 )
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.registry import Collector
 
 from omnihook.store import Store
+from omnihook.store.outbox import DELIVERY_OUTCOMES
 
 __all__ = ["METRICS", "Metrics", "crm_operation", "exposition", "serve_metrics"]
 
@@ -127,6 +131,7 @@ class Metrics:
             "omnihook_outbox_oldest_pending_age_seconds",
             "Age of the oldest outbox delivery not yet made.", registry=registry,
         )  # fmt: skip
+        registry.register(_OutboxDeliveries())
         self.store_up = Gauge(
             "omnihook_store_up", "1 when the store answered the last scrape, else 0.",
             registry=registry,
@@ -158,6 +163,22 @@ class Metrics:
         for status, count in outbox.counts.items():
             self.outbox.labels(status=status).set(count)
         self.outbox_oldest.set(outbox.oldest_age(now))
+
+
+class _OutboxDeliveries(Collector):
+    """``omnihook_outbox_deliveries_total``: what the outbox dispatchers of this process recorded
+    (the store counts them; the sender does not depend on this part)."""
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "omnihook_outbox_deliveries",
+            "Outbox delivery attempts made by this process's dispatchers, by outcome: done, "
+            "failed (retried later), dead.",
+            labels=["outcome"],
+        )
+        for outcome in ("done", "failed", "dead"):
+            family.add_metric([outcome], DELIVERY_OUTCOMES[outcome])
+        yield family
 
 
 METRICS: Final = Metrics()
