@@ -14,7 +14,6 @@ import hashlib
 import hmac
 import json
 import logging
-import re
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -245,7 +244,6 @@ class _ReceiverApp(Starlette):
         path, root = scope["path"], scope.get("root_path", "")
         if root and path.startswith(root):  # mounted in another app
             path = path[len(root) :]
-        send = _counting(send, self._labels.get(path, "other"))
         if scope["method"] == "POST" and path == self._webhook_path:
             scope["app"] = self
             if TRACING.on:  # off: this check is all tracing costs a request
@@ -254,7 +252,7 @@ class _ReceiverApp(Starlette):
             else:
                 await self._webhook(scope, receive, send, None)
             return
-        await super().__call__(scope, receive, send)
+        await super().__call__(scope, receive, _counting(send, self._labels.get(path, "other")))
 
     async def _webhook(self, scope: Scope, receive: Receive, send: Send, span: Span | None) -> None:
         """The webhook's way; ``span``: the request's, when tracing is on."""
@@ -270,6 +268,7 @@ class _ReceiverApp(Starlette):
             response = json_error(500, "internal_error", "see the receiver's log")
         if span is not None:
             tracing.request_answered(span, response.status_code)
+        METRICS.answered("webhook", response.status_code, response.body)
         await response(scope, receive, send)
 
 
@@ -337,7 +336,7 @@ class _WebhookEndpoint:
             result = await self.router.dispatch(event, context, watch=watch)
         except HandlerFailures as exc:
             return _handler_failed(exc)
-        METRICS.events_accepted.labels(type=event.type).inc()
+        METRICS.event(event.type, duplicate=False)
         if event.is_test:
             # The router gave the sample to `on_test` handlers only; nothing reached a CRM.
             logger.info("Send Test sample received: Rocket.Chat can reach this receiver")
@@ -370,11 +369,10 @@ class _WebhookEndpoint:
         except Exception as exc:  # a store may fail in ways nobody foresaw: still not a 500
             logger.exception("storing a %s delivery failed", event.type)
             return self._store_unavailable(exc)
-        METRICS.store_commit.labels(operation="accept").observe(time.perf_counter() - started)
+        METRICS.commit_accept.observe(time.perf_counter() - started)
         if self.worker is not None and not accepted.duplicate:
             self.worker.wake()
-        counter = METRICS.events_duplicate if accepted.duplicate else METRICS.events_accepted
-        counter.labels(type=event.type).inc()
+        METRICS.event(event.type, duplicate=accepted.duplicate)
         if accepted.duplicate:
             logger.info(
                 "duplicate delivery of event %d (%s) answered again", accepted.event_id, event.type
@@ -503,12 +501,9 @@ def _metrics_endpoint(
     return metrics
 
 
-_ERROR_CODE = re.compile(rb'^\{"error":"([a-z_]{1,40})"')
-
-
 def _counting(send: Send, route: str) -> Send:
-    """``send``, counting the answer in ``omnihook_http_requests_total`` (its error code read
-    from the JSON error body's start)."""
+    """``send``, counting the answer in ``omnihook_http_requests_total`` (every route but the
+    webhook's, which counts its own answer)."""
     status = 0
 
     async def counted(message: Message) -> None:
@@ -516,11 +511,7 @@ def _counting(send: Send, route: str) -> Send:
         if message["type"] == "http.response.start":
             status = int(message["status"])
         elif message["type"] == "http.response.body" and status:
-            error = ""
-            if status >= 400:
-                found = _ERROR_CODE.match(message.get("body", b""))
-                error = found.group(1).decode() if found else "other"
-            METRICS.requests.labels(route, str(status), error).inc()
+            METRICS.answered(route, status, message.get("body", b""))
             status = 0
         await send(message)
 

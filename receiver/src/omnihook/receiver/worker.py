@@ -241,7 +241,7 @@ class Worker(ClaimLoop[ClaimedEvent]):
         # The handlers ran: losing their outcome would run them again.
         started = time.perf_counter()
         saved = await self.persist(lambda: self.store.events.finish(claimed, self.name, result))
-        METRICS.store_commit.labels(operation="finish").observe(time.perf_counter() - started)
+        METRICS.commit_finish.observe(time.perf_counter() - started)
         if saved is False:
             logger.warning(
                 "event %d: lease lost before its outcome was saved; another worker has it",

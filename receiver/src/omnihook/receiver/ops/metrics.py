@@ -54,6 +54,8 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = registry = CollectorRegistry(auto_describe=True)
+        self._answers: dict[tuple[str, int, str], Counter] = {}
+        self._events: dict[tuple[str, bool], Counter] = {}
         self.requests = Counter(
             "omnihook_http_requests", "HTTP requests answered, by route, status and error code.",
             ["route", "status", "error"], registry=registry,
@@ -98,6 +100,8 @@ class Metrics:
             "outcome).",
             ["operation"], buckets=_LATENCY_BUCKETS, registry=registry,
         )  # fmt: skip
+        self.commit_accept = self.store_commit.labels(operation="accept")
+        self.commit_finish = self.store_commit.labels(operation="finish")
         self.reconcile_rounds = Counter(
             "omnihook_reconcile_rounds", "Reconcile runs by outcome (ok, incomplete, failed).",
             ["outcome"], registry=registry,
@@ -136,6 +140,28 @@ class Metrics:
             "omnihook_store_up", "1 when the store answered the last scrape, else 0.",
             registry=registry,
         )  # fmt: skip
+
+    def answered(self, route: str, status: int, body: bytes | memoryview) -> None:
+        """Count one answer in ``omnihook_http_requests_total`` (a refusal by the error code
+        its JSON body starts with). Label children are cached: this runs on every request."""
+        error = ""
+        if status >= 400:
+            found = _ERROR_CODE.match(bytes(body[:64]))
+            error = found.group(1).decode() if found else "other"
+        key = (route, status, error)
+        child = self._answers.get(key)
+        if child is None:
+            child = self._answers[key] = self.requests.labels(route, str(status), error)
+        child.inc()
+
+    def event(self, event_type: str, *, duplicate: bool) -> None:
+        """Count one delivery accepted (or answered as a duplicate), by type."""
+        key = (event_type, duplicate)
+        child = self._events.get(key)
+        if child is None:
+            counter = self.events_duplicate if duplicate else self.events_accepted
+            child = self._events[key] = counter.labels(type=event_type)
+        child.inc()
 
     def names(self) -> set[str]:
         """Every series name these metrics expose, observed yet or not (a counter's ``_total``,
@@ -217,6 +243,7 @@ async def serve_metrics(
         thread.join(5)
 
 
+_ERROR_CODE = re.compile(rb'^\{"error":"([a-z_]{1,40})"')
 _ID_SEGMENT = re.compile(r"^(?:\d+|[A-Za-z0-9_-]*\d[A-Za-z0-9_-]{7,})$")
 
 
