@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from .e2e import run_end_to_end
 from .edge import PROBE_SECONDS, edge_targets, run_edge
@@ -202,6 +203,18 @@ def memory(table: Table, plan: Plan) -> None:
                  large["peak_rss_mb"] / small["peak_rss_mb"], 1.2, at_most=True)  # fmt: skip
 
 
+def operations(table: Table, plan: Plan) -> None:
+    table.section("Operations: µs per webhook request inside the app (Message event, no sockets)")
+    results: Any = python_json("bench.ops", "--seconds", str(plan.parse_seconds))  # a list
+    for result in results:
+        base = result["metrics off"]
+        for variant in ("metrics off", "metrics on", "metrics and tracing"):
+            table.row(f"{result['mode']}, {variant}", f"{result[variant]:.1f} µs",
+                      ratio=f"{result[variant] / base:.2f} × metrics off")  # fmt: skip
+        table.target(f"metrics ≤ 1.15 × none ({result['mode']})",
+                     result["metrics on"] / base, 1.15, at_most=True)  # fmt: skip
+
+
 def end_to_end(table: Table, plan: Plan) -> None:
     table.section(f"End to end: {plan.chats} simulated chats → omnihook serve (SQLite) → SQL CRM")
     result = run_end_to_end(plan.chats)
@@ -250,11 +263,11 @@ def http_edge(table: Table, plan: Plan) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="A shorter run (about a minute).")
-    parser.add_argument("--only", choices=["receiver", "edge", "parsing", "sender", "memory", "e2e"], action="append",
+    parser.add_argument("--only", choices=["receiver", "edge", "parsing", "ops", "sender", "memory", "e2e"], action="append",
                         help="Run only these parts (repeatable).")  # fmt: skip
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
-    parts = args.only or ["receiver", "edge", "parsing", "sender", "memory", "e2e"]
+    parts = args.only or ["receiver", "edge", "parsing", "ops", "sender", "memory", "e2e"]
     postgres = _postgres_url()
     started = time.monotonic()
     table = Table()
@@ -268,6 +281,8 @@ def main() -> None:
                 http_edge(table, plan)
             if "parsing" in parts:
                 parsing(table, plan)
+            if "ops" in parts:
+                operations(table, plan)
             if "sender" in parts:
                 senders(table, plan, workdir, postgres, schemas)
             if "memory" in parts:
