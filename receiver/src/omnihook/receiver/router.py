@@ -358,21 +358,20 @@ class Router:
                             "(sent back to Rocket.Chat as crmData) or None"
                         )
                 except Exception as exc:
-                    logger.error(
-                        "handler %s failed for %s (room %s)",
-                        registration.name,
-                        event.type,
-                        event.room_id,
-                        exc_info=exc,
-                        extra={
-                            "event_id": context.event_id,
-                            "room_id": event.room_id,
-                            "event_type": event.type,
-                            "handler": registration.name,
-                            "attempt": context.attempt,
-                            "duration": time.perf_counter() - started,
-                        },
-                    )
+                    ids = {
+                        "event_id": context.event_id,
+                        "room_id": event.room_id,
+                        "event_type": event.type,
+                        "handler": registration.name,
+                        "attempt": context.attempt,
+                        "duration": time.perf_counter() - started,
+                    }
+                    if isinstance(exc, RetryAfter):  # a wait (rate limit, open circuit): no fault
+                        logger.info("handler %s waits for %s (room %s): %s", registration.name,
+                                    event.type, event.room_id, exc, extra=ids)  # fmt: skip
+                    else:
+                        logger.error("handler %s failed for %s (room %s)", registration.name,
+                                     event.type, event.room_id, exc_info=exc, extra=ids)  # fmt: skip
                     failures.append(HandlerFailure(registration.name, exc))
                     ended(exc)
                     continue
