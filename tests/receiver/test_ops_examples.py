@@ -69,7 +69,8 @@ def exposed_labels() -> dict[str, frozenset[str]]:
     its labels, a child of each labelled metric made first so that it has samples."""
     metrics = Metrics()
     for metric in vars(metrics).values():
-        if isinstance(metric, MetricWrapperBase) and metric._labelnames:
+        # A labelled metric, not one of its children (Metrics keeps some ready: commit_accept).
+        if isinstance(metric, MetricWrapperBase) and metric._labelnames and not metric._labelvalues:
             metric.labels(*("x" for _ in metric._labelnames))
     families = metrics.registry.collect()
     labels = {s.name: frozenset(s.labels) for family in families for s in family.samples}
