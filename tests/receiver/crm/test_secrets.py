@@ -18,7 +18,7 @@ from werkzeug import Request, Response
 from omnihook.contracts import samples
 from omnihook.contracts.cli import root
 from omnihook.receiver.bridge import build_adapters, load_bridge_config
-from omnihook.receiver.console import logging_router
+from omnihook.receiver.event_log import logging_router
 from omnihook.store import protect_logging, redact, register_secret
 
 from .conftest import Bridge, chat

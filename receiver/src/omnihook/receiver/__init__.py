@@ -10,7 +10,7 @@
 """
 
 from .app import DEFAULT_MAX_BODY_BYTES, DEFAULT_PATH, create_app
-from .console import describe, logging_router
+from .event_log import describe, logging_router
 from .rest import ReplyError, ReplyRefused, RocketChatApi
 from .router import (
     DispatchOutcome,

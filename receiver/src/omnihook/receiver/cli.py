@@ -32,7 +32,7 @@ from .bridge import (
     build_rocketchat_api,
     load_bridge_config,
 )
-from .console import logging_router
+from .event_log import logging_router
 from .crm import SqlCrmAdapter
 from .http import HttpLimits, run_server
 from .inspector import create_inspector

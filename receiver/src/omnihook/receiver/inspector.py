@@ -23,7 +23,7 @@ from starlette.routing import Route
 from omnihook.contracts import TOKEN_HEADER, UnknownEvent, check_payload
 
 from .app import DEFAULT_MAX_BODY_BYTES, DEFAULT_PATH
-from .console import describe
+from .event_log import describe
 from .request_body import (
     BodyTooLarge,
     body_too_large,
