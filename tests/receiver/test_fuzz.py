@@ -29,8 +29,8 @@ from hypothesis import strategies as st
 
 from omnihook.contracts import samples
 from omnihook.receiver import TOKEN_HEADER, HandlingPolicy, Router, Worker, create_app
-from omnihook.receiver.event_log import logging_router
 from omnihook.receiver.crm import SqlCrmAdapter
+from omnihook.receiver.event_log import logging_router
 from omnihook.store import Store, protect_logging
 
 TOKEN = "fuzz-token"

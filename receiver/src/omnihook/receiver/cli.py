@@ -32,8 +32,8 @@ from .bridge import (
     build_rocketchat_api,
     load_bridge_config,
 )
-from .event_log import logging_router
 from .crm import SqlCrmAdapter
+from .event_log import logging_router
 from .http import HttpLimits, run_server
 from .inspector import create_inspector
 from .ops.alerts import AlertLoop
