@@ -68,6 +68,8 @@ async def test_an_older_schema_is_migrated_step_by_step(store_url: str) -> None:
         def back_to_version_1(tx: Any) -> None:
             tx.execute("DROP TABLE omnihook_state")  # what step 6 made
             tx.execute("ALTER TABLE events DROP COLUMN deferrals")
+            tx.execute("DROP INDEX events_type")
+            tx.execute("DROP INDEX rooms_updated")
             tx.execute("ALTER TABLE events DROP COLUMN trace_context")
             tx.execute("DROP TABLE omnihook_locks")  # what step 5 made
             tx.execute("DROP INDEX events_identity")

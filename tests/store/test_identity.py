@@ -94,6 +94,8 @@ def back_to_version_4(tx: Any) -> None:
     tx.execute("DELETE FROM omnihook_schema WHERE version >= 5")
     tx.execute("DROP TABLE omnihook_state")
     tx.execute("ALTER TABLE events DROP COLUMN deferrals")
+    tx.execute("DROP INDEX events_type")
+    tx.execute("DROP INDEX rooms_updated")
     tx.execute("ALTER TABLE events DROP COLUMN trace_context")
     tx.execute("DROP TABLE omnihook_locks")
     tx.execute("DROP INDEX events_identity")

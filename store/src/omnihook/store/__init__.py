@@ -28,6 +28,7 @@ from .events import (
     Accepted,
     AttemptRecord,
     ClaimedEvent,
+    EventQuery,
     EventSource,
     EventStatus,
     EventStore,
@@ -35,6 +36,7 @@ from .events import (
     NewEvent,
     ReplayResult,
     RoomState,
+    RoomSummary,
     StoredEvent,
 )
 from .health import DEFAULT_PROBE_TIMEOUT, WriteProbe
@@ -90,6 +92,7 @@ __all__ = [
     "ConversationRow",
     "CrmLinks",
     "Database",
+    "EventQuery",
     "EventSource",
     "EventStatus",
     "EventStore",
@@ -106,6 +109,7 @@ __all__ = [
     "RedactingLogFilter",
     "ReplayResult",
     "RoomState",
+    "RoomSummary",
     "SQLiteDatabase",
     "SchemaTooNew",
     "SharedState",

@@ -28,6 +28,7 @@ __all__ = [
     "Accepted",
     "AttemptRecord",
     "ClaimedEvent",
+    "EventQuery",
     "EventSource",
     "EventStatus",
     "EventStore",
@@ -35,6 +36,7 @@ __all__ = [
     "NewEvent",
     "ReplayResult",
     "RoomState",
+    "RoomSummary",
     "StoredEvent",
 ]
 
@@ -148,6 +150,37 @@ class StoredEvent:
     body: bytes | None = None
     identity: str | None = None
     source: EventSource = "webhook"
+
+
+@dataclass(frozen=True)
+class EventQuery:
+    """What :meth:`EventStore.search` looks for; every filter optional, newest first.
+
+    ``since``/``until`` bound the time of receipt; ``text`` is searched in the body (as bytes:
+    it scans the rows the other filters leave, so narrow it with them); ``before_id`` pages on:
+    the events older than the last one shown.
+    """
+
+    status: EventStatus | None = None
+    type: str | None = None
+    room_id: str | None = None
+    source: EventSource | None = None
+    since: float | None = None
+    until: float | None = None
+    text: str | None = None
+    before_id: int | None = None
+    limit: int = 50
+
+
+@dataclass(frozen=True)
+class RoomSummary:
+    """A room as the store knows it: when its handling last changed, its newest event."""
+
+    room_id: str
+    updated_at: float
+    crm_data: dict[str, Any]
+    stage: int | None
+    newest: StoredEvent | None
 
 
 @dataclass(frozen=True)
@@ -289,6 +322,64 @@ class EventStore:
                 f"SELECT {_COLUMNS} FROM events {where} ORDER BY id DESC LIMIT ?", (*params, limit)
             ).fetchall()
             return [_stored(row) for row in rows]
+
+        return await self.database.run(work)
+
+    async def search(self, query: EventQuery) -> list[StoredEvent]:
+        """Events matching ``query``, newest first, with their bodies. Each filter reads an index
+        (status, type, room, time as an id range); only ``text`` scans what the others leave."""
+
+        def work(tx: Tx) -> list[StoredEvent]:
+            conditions, params = _query_conditions(tx, query)
+            where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+            rows = tx.execute(
+                f"SELECT {_COLUMNS}, body FROM events {where} ORDER BY id DESC LIMIT ?",
+                (*params, max(1, min(query.limit, 500))),
+            ).fetchall()
+            return [_stored(row) for row in rows]
+
+        return await self.database.run(work)
+
+    async def rooms(self, limit: int = 50, before: float | None = None) -> list[RoomSummary]:
+        """Rooms whose handling changed most recently first (``before``: page on), each with its
+        newest event (body included)."""
+
+        def work(tx: Tx) -> list[RoomSummary]:
+            rows = tx.execute(
+                "SELECT room_id, updated_at, crm_data, stage FROM rooms"
+                + (" WHERE updated_at < ?" if before is not None else "")
+                + " ORDER BY updated_at DESC LIMIT ?",
+                (*([before] if before is not None else []), max(1, min(limit, 500))),
+            ).fetchall()
+            found = []
+            for room_id, updated_at, crm_data, stage in rows:
+                newest = tx.execute(
+                    f"SELECT {_COLUMNS}, body FROM events WHERE room_id = ? ORDER BY id DESC "
+                    "LIMIT 1",
+                    (room_id,),
+                ).fetchone()
+                found.append(RoomSummary(str(room_id), float(updated_at), json.loads(crm_data),
+                                         stage, _stored(newest) if newest else None))  # fmt: skip
+            return found
+
+        return await self.database.run(work)
+
+    async def received_per_hour(self, since: float, now: float) -> list[tuple[float, int]]:
+        """Events received in each hour from ``since`` to ``now`` (hour start, count), oldest
+        first; every hour present, empty ones as 0. Reads only the rows of that time."""
+
+        def work(tx: Tx) -> list[tuple[float, int]]:
+            first = _first_id_at(tx, since)
+            rows = tx.execute(
+                "SELECT received_at FROM events WHERE id >= ?", (first,)
+            ).fetchall() if first is not None else []  # fmt: skip
+            start = since - since % 3600
+            counts = [0] * (int((now - start) // 3600) + 1)
+            for (received_at,) in rows:
+                slot = int((float(received_at) - start) // 3600)
+                if 0 <= slot < len(counts):
+                    counts[slot] += 1
+            return [(start + 3600 * i, n) for i, n in enumerate(counts)]
 
         return await self.database.run(work)
 
@@ -632,6 +723,59 @@ def _replay_in(tx: Tx, ids: list[int] | None, now: float, all_handlers: bool) ->
             (now, *replayed),
         )
     return ReplayResult(replayed, skipped)
+
+
+def _query_conditions(tx: Tx, query: EventQuery) -> tuple[list[str], list[Any]]:
+    conditions: list[str] = []
+    params: list[Any] = []
+    for column, value in (("status", query.status), ("type", query.type),
+                          ("room_id", bounded_key(query.room_id)), ("source", query.source)):  # fmt: skip
+        if value is not None:
+            conditions.append(f"{column} = ?")
+            params.append(value)
+    if query.before_id is not None:
+        conditions.append("id < ?")
+        params.append(query.before_id)
+    if query.since is not None:
+        first = _first_id_at(tx, query.since)
+        conditions.append("id >= ?")
+        params.append(first if first is not None else 2**62)
+    if query.until is not None:
+        after = _first_id_at(tx, query.until)
+        if after is not None:
+            conditions.append("id < ?")
+            params.append(after)
+    if query.text:
+        # The body as bytes: instr (SQLite) and position (PostgreSQL) read a blob as it is.
+        needle = query.text.encode()
+        conditions.append(
+            "instr(body, ?) > 0" if tx.dialect == "sqlite" else "position(? in body) > 0"
+        )
+        params.append(needle)
+    return conditions, params
+
+
+def _first_id_at(tx: Tx, moment: float) -> int | None:
+    """The id of the first event received at or after ``moment`` (``None``: none was), by a
+    binary search over ids: events are stored in the order received (to within a batch)."""
+    row = tx.execute("SELECT MIN(id), MAX(id) FROM events").fetchone()
+    if row is None or row[0] is None:
+        return None
+    low, high = int(row[0]), int(row[1])
+    last = tx.execute("SELECT received_at FROM events WHERE id <= ? ORDER BY id DESC LIMIT 1",
+                      (high,)).fetchone()  # fmt: skip
+    if last is None or float(last[0]) < moment:
+        return None
+    while low < high:  # ids have gaps (deleted rows): look at the first id at or after mid
+        mid = (low + high) // 2
+        found = tx.execute("SELECT id, received_at FROM events WHERE id >= ? ORDER BY id LIMIT 1",
+                           (mid,)).fetchone()  # fmt: skip
+        assert found is not None
+        if float(found[1]) < moment:
+            low = int(found[0]) + 1
+        else:
+            high = mid if int(found[0]) > mid else int(found[0])
+    return low
 
 
 def _stored(row: tuple[Any, ...]) -> StoredEvent:

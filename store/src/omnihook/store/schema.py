@@ -252,6 +252,9 @@ _STEPS += (
             # Attempts that only waited (a rate limit, an open CRM circuit): not counted against
             # the handling policy's attempts.
             "ALTER TABLE events ADD COLUMN deferrals INTEGER NOT NULL DEFAULT 0",
+            # The console's lists: events of one type, newest first; rooms by latest activity.
+            "CREATE INDEX events_type ON events (type, id)",
+            "CREATE INDEX rooms_updated ON rooms (updated_at)",
             # The W3C traceparent of the request that stored the event (OpenTelemetry, when
             # tracing is on): the worker that handles it continues that trace.
             "ALTER TABLE events ADD COLUMN trace_context TEXT",
