@@ -70,6 +70,7 @@ async def test_an_older_schema_is_migrated_step_by_step(store_url: str) -> None:
             tx.execute("ALTER TABLE events DROP COLUMN deferrals")
             tx.execute("DROP INDEX events_type")
             tx.execute("DROP INDEX rooms_updated")
+            tx.execute("DROP INDEX crm_links_key")
             tx.execute("ALTER TABLE events DROP COLUMN trace_context")
             tx.execute("DROP TABLE omnihook_locks")  # what step 5 made
             tx.execute("DROP INDEX events_identity")

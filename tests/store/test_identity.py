@@ -96,6 +96,7 @@ def back_to_version_4(tx: Any) -> None:
     tx.execute("ALTER TABLE events DROP COLUMN deferrals")
     tx.execute("DROP INDEX events_type")
     tx.execute("DROP INDEX rooms_updated")
+    tx.execute("DROP INDEX crm_links_key")
     tx.execute("ALTER TABLE events DROP COLUMN trace_context")
     tx.execute("DROP TABLE omnihook_locks")
     tx.execute("DROP INDEX events_identity")

@@ -45,6 +45,8 @@ async def test_every_filter_and_paging(store_url: str) -> None:
         second_page = await store.events.search(EventQuery(limit=12, before_id=first_page[-1].id))
         assert len(second_page) == 12
         assert ids(first_page + second_page) == ids(everything)[:24]
+        newer = await store.events.search(EventQuery(after_id=everything[3].id))
+        assert ids(newer) == ids(everything)[:3][::-1]  # catching up: oldest first
         pending = await store.events.search(
             EventQuery(status="pending", type="Message", room_id="R2")
         )

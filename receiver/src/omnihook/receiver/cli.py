@@ -32,6 +32,7 @@ from .bridge import (
     build_rocketchat_api,
     load_bridge_config,
 )
+from .console import PASSWORD_ENV, ConsoleAuth, create_console, read_password
 from .crm import SqlCrmAdapter
 from .event_log import logging_router
 from .http import HttpLimits, run_server
@@ -212,6 +213,13 @@ def _metrics_port_options(func: F) -> F:
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def _console_auth(password_file: Path | None) -> ConsoleAuth:
+    try:
+        return ConsoleAuth(read_password(password_file))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def _metrics_token(env: str) -> str | None:
@@ -426,6 +434,18 @@ def _http_edge_options(func: F) -> F:
 )
 @click.option("--no-metrics", is_flag=True, help="Serve no metrics at all.")
 @_metrics_port_options
+@click.option(
+    "--console",
+    "with_console",
+    is_flag=True,
+    help=f"Serve the web console at /console (its password: ${PASSWORD_ENV} or --console-password-file).",
+)
+@click.option(
+    "--console-password-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="OMNIHOOK_CONSOLE_PASSWORD_FILE",
+    help="File whose first line is the console's password.",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -453,6 +473,8 @@ def serve(
     metrics_port: int | None,
     metrics_host: str,
     metrics_token_env: str,
+    with_console: bool,
+    console_password_file: Path | None,
 ) -> None:
     """Receive Rocket.Chat's webhooks: check the token, store, answer, handle.
 
@@ -527,6 +549,11 @@ def serve(
     logger.info("webhook URL: http://%s:%d%s", host, port, path)
     if not no_metrics and not on_own_port:
         logger.info("metrics: http://%s:%d%s", host, port, metrics_path)
+    if with_console:
+        if store is None:
+            raise click.UsageError("--console shows what the store holds: it needs one")
+        asgi_app.mount("/console", create_console(store, _console_auth(console_password_file)))
+        logger.info("console: http://%s:%d/console/", host, port)
     run_server(asgi_app, host, port, limits, log_level=log_level, access_log=access_log)
 
 

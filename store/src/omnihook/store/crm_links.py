@@ -34,6 +34,18 @@ class CrmLinks:
 
         return await self.database.run(work)
 
+    async def for_key(self, key: str) -> dict[str, dict[str, Any]]:
+        """What every adapter stored under ``key`` (a room): ``{adapter: ids}``."""
+        key = bounded_key(key)
+
+        def work(tx: Tx) -> dict[str, dict[str, Any]]:
+            rows = tx.execute(
+                "SELECT adapter, data FROM crm_links WHERE link_key = ? ORDER BY adapter", (key,)
+            ).fetchall()
+            return {str(adapter): dict(json.loads(data)) for adapter, data in rows}
+
+        return await self.database.run(work)
+
     async def update(
         self, adapter: str, key: str, values: dict[str, Any], now: float
     ) -> dict[str, Any]:

@@ -169,6 +169,8 @@ class EventQuery:
     until: float | None = None
     text: str | None = None
     before_id: int | None = None
+    after_id: int | None = None
+    """The events newer than this id, oldest first (a live view catching up)."""
     limit: int = 50
 
 
@@ -326,14 +328,16 @@ class EventStore:
         return await self.database.run(work)
 
     async def search(self, query: EventQuery) -> list[StoredEvent]:
-        """Events matching ``query``, newest first, with their bodies. Each filter reads an index
+        """Events matching ``query``, newest first (oldest first with ``after_id``), with their
+        bodies. Each filter reads an index
         (status, type, room, time as an id range); only ``text`` scans what the others leave."""
 
         def work(tx: Tx) -> list[StoredEvent]:
             conditions, params = _query_conditions(tx, query)
             where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+            order = "ASC" if query.after_id is not None else "DESC"
             rows = tx.execute(
-                f"SELECT {_COLUMNS}, body FROM events {where} ORDER BY id DESC LIMIT ?",
+                f"SELECT {_COLUMNS}, body FROM events {where} ORDER BY id {order} LIMIT ?",
                 (*params, max(1, min(query.limit, 500))),
             ).fetchall()
             return [_stored(row) for row in rows]
@@ -736,6 +740,9 @@ def _query_conditions(tx: Tx, query: EventQuery) -> tuple[list[str], list[Any]]:
     if query.before_id is not None:
         conditions.append("id < ?")
         params.append(query.before_id)
+    if query.after_id is not None:
+        conditions.append("id > ?")
+        params.append(query.after_id)
     if query.since is not None:
         first = _first_id_at(tx, query.since)
         conditions.append("id >= ?")

@@ -255,6 +255,7 @@ _STEPS += (
             # The console's lists: events of one type, newest first; rooms by latest activity.
             "CREATE INDEX events_type ON events (type, id)",
             "CREATE INDEX rooms_updated ON rooms (updated_at)",
+            "CREATE INDEX crm_links_key ON crm_links (link_key)",
             # The W3C traceparent of the request that stored the event (OpenTelemetry, when
             # tracing is on): the worker that handles it continues that trace.
             "ALTER TABLE events ADD COLUMN trace_context TEXT",

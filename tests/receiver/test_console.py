@@ -1,0 +1,246 @@
+"""The web console over HTTP: sign-in, what needs a session, CSRF, escaping, the throttle, and
+the actions (replay, bulk replay with its confirmation, outbox retry and purge) with their audit
+lines. The browser tests (tests/browser) drive the same pages in Chromium."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from omnihook.contracts import TOKEN_HEADER, samples
+from omnihook.receiver import HandlerContext, HandlingPolicy, Router, Worker, create_app
+from omnihook.receiver.console import ConsoleAuth, LoginThrottle, create_console, read_password
+from omnihook.store import Store
+
+from ..conftest import UvicornThread
+
+PASSWORD = "correct horse battery"
+TOKEN = "console-webhook-token"
+
+
+class Console:
+    def __init__(self, store: Store, auth: ConsoleAuth) -> None:
+        self.store = store
+        self.auth = auth
+        self.router = Router()
+        self.failing = True
+
+        @self.router.on("LivechatSession")
+        async def archive(event: Any, context: HandlerContext) -> None:
+            if self.failing:
+                raise RuntimeError("the archive is down")
+
+        self.hook = create_app(self.router, tokens=[TOKEN], store=store, run_worker=False)
+        self.worker = Worker(store, self.router, policy=HandlingPolicy(attempts=1))
+        self.app = Starlette(routes=[Mount("/console", create_console(store, auth))])
+
+    def client(self, scheme: str = "http") -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app),
+                                 base_url=f"{scheme}://console.test")  # fmt: skip
+
+    async def deliver(self, *documents: dict[str, Any]) -> None:
+        transport = httpx.ASGITransport(app=self.hook)
+        async with httpx.AsyncClient(transport=transport, base_url="http://r") as client:
+            for document in documents:
+                answer = await client.post(
+                    "/rocketchat", json=document, headers={TOKEN_HEADER: TOKEN}
+                )
+                assert answer.status_code == 200
+        await self.worker.drain()
+
+
+async def sign_in(client: httpx.AsyncClient, name: str = "jane") -> str:
+    answer = await client.post("/console/login", data={"name": name, "password": PASSWORD})
+    assert answer.status_code == 303, answer.text
+    page = await client.get("/console/events")
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert found is not None
+    return found.group(1)
+
+
+@pytest.fixture
+async def console(tmp_path: Path) -> AsyncIterator[Console]:
+    async with Store.open(f"sqlite:///{tmp_path / 'omnihook.db'}") as store:
+        yield Console(store, ConsoleAuth(PASSWORD))
+
+
+async def test_nothing_without_a_session(console: Console) -> None:
+    await console.deliver(samples.sample("chat-close"))
+    async with console.client() as client:
+        for path in ("/", "/chats", "/chats/hX4Lq2rNwPZ8Kc7Ry", "/events", "/events/1", "/outbox",
+                     "/live", "/events/replay-dead"):  # fmt: skip
+            answer = await client.get(f"/console{path}")
+            assert (answer.status_code, answer.headers["location"]) == (303, "/console/login")
+        stream = await client.get("/console/live/stream", headers={"Accept": "text/event-stream"})
+        assert stream.status_code == 401
+        replay = await client.post("/console/events/1/replay", data={"csrf": "x"})
+        assert replay.status_code == 303
+        assert (await console.store.events.get(1)).status == "dead"  # type: ignore[union-attr]
+        wrong = await client.post("/console/login", data={"name": "x", "password": TOKEN})
+        assert wrong.status_code == 401  # the webhook's token is not the console's password
+
+
+async def test_the_session_cookie_and_signing_out(console: Console) -> None:
+    async with console.client("https") as client:
+        answer = await client.post("/console/login", data={"name": "jane", "password": PASSWORD})
+        cookie = answer.headers["set-cookie"]
+        for flag in ("HttpOnly", "SameSite=strict", "Secure", "Path=/console/"):
+            assert flag in cookie
+        csrf = await sign_in(client)
+        assert (await client.get("/console/")).status_code == 200
+        await client.post("/console/logout", data={"csrf": csrf})
+        assert (await client.get("/console/")).status_code == 303
+    async with console.client("http") as plain:
+        answer = await plain.post("/console/login", data={"name": "jane", "password": PASSWORD})
+        assert "Secure" not in answer.headers["set-cookie"]
+
+
+async def test_an_action_without_its_csrf_token_is_refused(
+    console: Console, caplog: pytest.LogCaptureFixture
+) -> None:
+    await console.deliver(samples.sample("chat-close"))  # dead: the archive is down
+    async with console.client() as client:
+        csrf = await sign_in(client)
+        for data in ({}, {"csrf": "forged"}):
+            refused = await client.post("/console/events/1/replay", data=data)
+            assert refused.status_code == 403
+            assert "CSRF" in refused.text
+        assert (await console.store.events.get(1)).status == "dead"  # type: ignore[union-attr]
+        caplog.set_level(logging.INFO, logger="omnihook.console")
+        done = await client.post("/console/events/1/replay", data={"csrf": csrf})
+        assert done.status_code == 303
+    assert (await console.store.events.get(1)).status == "pending"  # type: ignore[union-attr]
+    assert "console: jane replayed event 1" in caplog.text
+
+
+async def test_a_visitors_markup_shows_as_text(console: Console) -> None:
+    document = samples.sample("visitor-message")
+    document["messages"][0]["msg"] = '<script>alert("x")</script><b>bold</b>'
+    document["visitor"]["name"] = '<img src=x onerror="alert(1)">'
+    await console.deliver(document)
+    async with console.client() as client:
+        await sign_in(client)
+        for path in ("/console/events", "/console/events/1", f"/console/chats/{document['_id']}"):
+            page = await client.get(path)
+            assert page.status_code == 200
+            assert "<script>alert" not in page.text
+            assert "<img src=x" not in page.text
+            assert "&lt;script&gt;" in page.text or "\\u003cscript" in page.text
+            assert "script-src 'self'" in page.headers["content-security-policy"]
+
+
+async def test_failed_sign_ins_are_slowed_down() -> None:
+    now = [1000.0]
+    throttle = LoginThrottle(free=3, clock=lambda: now[0])
+    auth = ConsoleAuth(PASSWORD, throttle=throttle)
+    app = Starlette(routes=[Mount("/console", create_console(Store("sqlite:///:memory:"), auth))])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as c:
+        for _ in range(3):
+            assert (
+                await c.post("/console/login", data={"name": "m", "password": "guess"})
+            ).status_code == 401
+        slowed = await c.post("/console/login", data={"name": "m", "password": "guess"})
+        assert slowed.status_code == 429  # three free failures, then a wait of 1 s
+        assert slowed.headers["retry-after"] == "2"
+        assert "Too many failed attempts" in slowed.text
+        right = await c.post("/console/login", data={"name": "m", "password": PASSWORD})
+        assert right.status_code == 429  # even the right password waits
+        now[0] += 1.5
+        assert (
+            await c.post("/console/login", data={"name": "m", "password": PASSWORD})
+        ).status_code == 303
+    assert throttle.wait("127.0.0.1") == 0
+
+
+async def test_bulk_replay_says_how_many_and_checks_the_count(console: Console) -> None:
+    close = samples.sample("chat-close")
+    other = json.loads(json.dumps(close).replace("hX4Lq2rNwPZ8Kc7Ry", "R2"))
+    await console.deliver(close, other)
+    async with console.client() as client:
+        csrf = await sign_in(client)
+        confirm = await client.get("/console/events/replay-dead")
+        assert "Replay 2 dead event(s)" in confirm.text
+        stale = await client.post("/console/events/replay-dead", data={"csrf": csrf, "count": "1"})
+        assert stale.status_code == 409
+        console.failing = False
+        done = await client.post("/console/events/replay-dead", data={"csrf": csrf, "count": "2"})
+        assert done.status_code == 303
+    await console.worker.drain()
+    assert {e.status for e in await console.store.events.find()} == {"done"}
+
+
+async def test_every_page_renders_what_the_store_holds(console: Console) -> None:
+    console.failing = False
+    await console.deliver(
+        *(samples.sample(n) for n in ("chat-start", "visitor-message", "chat-close"))
+    )
+    async with console.client() as client:
+        await sign_in(client)
+        overview = await client.get("/console/")
+        assert "All well." in overview.text
+        assert "Events received, last 24 hours" in overview.text
+        chats = await client.get("/console/chats")
+        assert "hX4Lq2rNwPZ8Kc7Ry" in chats.text
+        assert "Jane Doe" in chats.text
+        chat = await client.get("/console/chats/hX4Lq2rNwPZ8Kc7Ry")
+        assert chat.text.count('class="status-done"') == 3
+        assert "Hi, my order A-10042 has not arrived yet." in chat.text  # the transcript
+        events = await client.get("/console/events", params={"type": "LivechatSession"})
+        assert events.text.count("<tr class=") == 1
+        assert (await client.get("/console/events", params={"status": "nope"})).status_code == 400
+        assert (await client.get("/console/events/999")).status_code == 404
+        outbox = await client.get("/console/outbox")
+        assert outbox.status_code == 200
+
+
+def test_the_password_comes_from_the_environment_or_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OMNIHOOK_CONSOLE_PASSWORD", raising=False)
+    with pytest.raises(ValueError, match="the console needs a password"):
+        read_password()
+    monkeypatch.setenv("OMNIHOOK_CONSOLE_PASSWORD", "short")
+    with pytest.raises(ValueError, match="shorter than 12"):
+        read_password()
+    monkeypatch.setenv("OMNIHOOK_CONSOLE_PASSWORD", PASSWORD)
+    assert read_password() == PASSWORD
+    path = tmp_path / "console.password"
+    path.write_text("from a file, long enough\n")
+    assert read_password(path) == "from a file, long enough"
+    with pytest.raises(ValueError, match="cannot read the console password"):
+        read_password(tmp_path / "missing")
+
+
+async def test_live_streams_new_events_as_they_arrive(console: Console, tmp_path: Path) -> None:
+    """The live view's stream, from a real server: an event stored after it opened arrives."""
+    served = Starlette(routes=[Mount("/console", create_console(
+        Store(f"sqlite:///{tmp_path / 'omnihook.db'}"), console.auth, live_every=0.05))])  # fmt: skip
+    with UvicornThread(served) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+            await sign_in(client)
+            async with client.stream("GET", "/console/live/stream") as stream:
+                assert stream.headers["content-type"].startswith("text/event-stream")
+                lines = stream.aiter_lines()
+                assert await anext(lines) == "retry: 3000"
+                console.failing = False
+                await console.deliver(samples.sample("chat-close"))
+                received = [line async for line in _until(lines, "data: ")]
+    data = json.loads(received[-1].removeprefix("data: "))
+    assert (data["id"], data["type"], data["status"]) == (1, "LivechatSession", "done")
+    assert "event: event" in received
+
+
+async def _until(lines: AsyncIterator[str], prefix: str) -> AsyncIterator[str]:
+    async for line in lines:
+        yield line
+        if line.startswith(prefix):
+            return
