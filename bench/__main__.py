@@ -40,12 +40,13 @@ class Plan:
     backlog: int
     chats: int
     parse_seconds: float
+    console_events: int
 
 
 FULL = Plan(receiver_seconds=8, deliveries=40_000, slow_deliveries=3_000, backlog=100_000,
-            chats=600, parse_seconds=1.0)  # fmt: skip
+            chats=600, parse_seconds=1.0, console_events=1_000_000)  # fmt: skip
 QUICK = Plan(receiver_seconds=2, deliveries=10_000, slow_deliveries=1_000, backlog=20_000,
-             chats=150, parse_seconds=0.3)  # fmt: skip
+             chats=150, parse_seconds=0.3, console_events=100_000)  # fmt: skip
 
 
 class Table:
@@ -215,6 +216,18 @@ def operations(table: Table, plan: Plan) -> None:
                      result["metrics on"] / base, 1.15, at_most=True)  # fmt: skip
 
 
+def console_queries(table: Table, plan: Plan) -> None:
+    table.section(f"Console: ms per query over a SQLite store of {plan.console_events:,} events")
+    result: Any = python_json("bench.console", "--events", str(plan.console_events))
+    base = result["ms"]["first page, no filter"]
+    for name, ms in result["ms"].items():
+        table.row(name, f"{ms:.2f} ms", ratio=f"{ms / base:.1f} × first page")
+    worst = max(
+        ms for name, ms in result["ms"].items() if not name.startswith(("text", "events per"))
+    )
+    table.target("console: slowest indexed list query, ms", worst, 10, at_most=True)
+
+
 def end_to_end(table: Table, plan: Plan) -> None:
     table.section(f"End to end: {plan.chats} simulated chats → omnihook serve (SQLite) → SQL CRM")
     result = run_end_to_end(plan.chats)
@@ -263,11 +276,20 @@ def http_edge(table: Table, plan: Plan) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="A shorter run (about a minute).")
-    parser.add_argument("--only", choices=["receiver", "edge", "parsing", "ops", "sender", "memory", "e2e"], action="append",
+    parser.add_argument("--only", choices=["receiver", "edge", "parsing", "ops", "console", "sender", "memory", "e2e"], action="append",
                         help="Run only these parts (repeatable).")  # fmt: skip
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
-    parts = args.only or ["receiver", "edge", "parsing", "ops", "sender", "memory", "e2e"]
+    parts = args.only or [
+        "receiver",
+        "edge",
+        "parsing",
+        "ops",
+        "console",
+        "sender",
+        "memory",
+        "e2e",
+    ]
     postgres = _postgres_url()
     started = time.monotonic()
     table = Table()
@@ -283,6 +305,8 @@ def main() -> None:
                 parsing(table, plan)
             if "ops" in parts:
                 operations(table, plan)
+            if "console" in parts:
+                console_queries(table, plan)
             if "sender" in parts:
                 senders(table, plan, workdir, postgres, schemas)
             if "memory" in parts:

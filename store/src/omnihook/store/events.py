@@ -172,6 +172,9 @@ class EventQuery:
     after_id: int | None = None
     """The events newer than this id, oldest first (a live view catching up)."""
     limit: int = 50
+    text_window: int = 100_000
+    """With ``text`` and no ``since``: how many of the newest events (below ``before_id``) it
+    reads at most, so that a search for something rare stays quick; set ``since`` to go further."""
 
 
 @dataclass(frozen=True)
@@ -374,15 +377,17 @@ class EventStore:
 
         def work(tx: Tx) -> list[tuple[float, int]]:
             first = _first_id_at(tx, since)
-            rows = tx.execute(
-                "SELECT received_at FROM events WHERE id >= ?", (first,)
-            ).fetchall() if first is not None else []  # fmt: skip
             start = since - since % 3600
             counts = [0] * (int((now - start) // 3600) + 1)
-            for (received_at,) in rows:
-                slot = int((float(received_at) - start) // 3600)
-                if 0 <= slot < len(counts):
-                    counts[slot] += 1
+            if first is not None:
+                rows = tx.execute(
+                    "SELECT CAST((received_at - ?) / 3600 AS INTEGER), COUNT(*) FROM events "
+                    "WHERE id >= ? GROUP BY 1",
+                    (start, first),
+                ).fetchall()
+                for slot, count in rows:
+                    if 0 <= int(slot) < len(counts):
+                        counts[int(slot)] = int(count)
             return [(start + 3600 * i, n) for i, n in enumerate(counts)]
 
         return await self.database.run(work)
@@ -752,6 +757,13 @@ def _query_conditions(tx: Tx, query: EventQuery) -> tuple[list[str], list[Any]]:
         if after is not None:
             conditions.append("id < ?")
             params.append(after)
+    if query.text and query.since is None:
+        top = query.before_id
+        if top is None:
+            row = tx.execute("SELECT id FROM events ORDER BY id DESC LIMIT 1").fetchone()
+            top = int(row[0]) + 1 if row else 0
+        conditions.append("id >= ?")
+        params.append(top - query.text_window)
     if query.text:
         # The body as bytes: instr (SQLite) and position (PostgreSQL) read a blob as it is.
         needle = query.text.encode()
@@ -765,14 +777,12 @@ def _query_conditions(tx: Tx, query: EventQuery) -> tuple[list[str], list[Any]]:
 def _first_id_at(tx: Tx, moment: float) -> int | None:
     """The id of the first event received at or after ``moment`` (``None``: none was), by a
     binary search over ids: events are stored in the order received (to within a batch)."""
-    row = tx.execute("SELECT MIN(id), MAX(id) FROM events").fetchone()
-    if row is None or row[0] is None:
+    # Two ORDER BY ... LIMIT 1 reads, not MIN() and MAX() in one: SQLite would scan an index.
+    first = tx.execute("SELECT id FROM events ORDER BY id LIMIT 1").fetchone()
+    last = tx.execute("SELECT id, received_at FROM events ORDER BY id DESC LIMIT 1").fetchone()
+    if first is None or last is None or float(last[1]) < moment:
         return None
-    low, high = int(row[0]), int(row[1])
-    last = tx.execute("SELECT received_at FROM events WHERE id <= ? ORDER BY id DESC LIMIT 1",
-                      (high,)).fetchone()  # fmt: skip
-    if last is None or float(last[0]) < moment:
-        return None
+    low, high = int(first[0]), int(last[0])
     while low < high:  # ids have gaps (deleted rows): look at the first id at or after mid
         mid = (low + high) // 2
         found = tx.execute("SELECT id, received_at FROM events WHERE id >= ? ORDER BY id LIMIT 1",
