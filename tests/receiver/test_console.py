@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,8 @@ from omnihook.receiver import HandlerContext, HandlingPolicy, Router, Worker, cr
 from omnihook.receiver.console import ConsoleAuth, LoginThrottle, create_console, read_password
 from omnihook.store import Store
 
-from ..conftest import UvicornThread
+from ..conftest import UvicornThread, free_port
+from ..processes import OMNIHOOK, OmnihookProcess, wait_for
 
 PASSWORD = "correct horse battery"
 TOKEN = "console-webhook-token"
@@ -244,3 +247,35 @@ async def _until(lines: AsyncIterator[str], prefix: str) -> AsyncIterator[str]:
         yield line
         if line.startswith(prefix):
             return
+
+
+def test_the_commands_serve_the_console_and_refuse_to_without_a_password(tmp_path: Path) -> None:
+    store_url = f"sqlite:///{tmp_path / 'omnihook.db'}"
+    no_password = subprocess.run(
+        [OMNIHOOK, "serve", "--console", "--store", store_url, "--port", str(free_port())],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "OMNIHOOK_TOKEN": "t", "OMNIHOOK_CONSOLE_PASSWORD": ""},
+    )  # fmt: skip
+    assert no_password.returncode == 2
+    assert "the console needs a password: set $OMNIHOOK_CONSOLE_PASSWORD" in no_password.stderr
+    port = free_port()
+    console = OmnihookProcess(["console", "--store", store_url, "--port", str(port)], tmp_path,
+                              {"OMNIHOOK_CONSOLE_PASSWORD": PASSWORD}).start()  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _answers(f"{url}/console/login"), 30, "the console")
+        with httpx.Client(base_url=url) as client:
+            assert client.get("/").headers["location"] == "/console/"
+            signed = client.post("/console/login", data={"name": "ops", "password": PASSWORD})
+            assert signed.status_code == 303
+            assert client.get("/console/events").status_code == 200
+    finally:
+        console.stop()
+    assert PASSWORD not in console.output()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
