@@ -203,6 +203,7 @@ async def test_every_page_renders_what_the_store_holds(console: Console) -> None
         assert (await client.get("/console/events/999")).status_code == 404
         outbox = await client.get("/console/outbox")
         assert outbox.status_code == 200
+        assert (await client.get("/console/outbox/1")).status_code == 404
 
 
 def test_the_password_comes_from_the_environment_or_a_file(
@@ -258,6 +259,13 @@ def test_the_commands_serve_the_console_and_refuse_to_without_a_password(tmp_pat
     )  # fmt: skip
     assert no_password.returncode == 2
     assert "the console needs a password: set $OMNIHOOK_CONSOLE_PASSWORD" in no_password.stderr
+    same = subprocess.run(
+        [OMNIHOOK, "serve", "--console", "--store", store_url, "--port", str(free_port())],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "OMNIHOOK_TOKEN": PASSWORD, "OMNIHOOK_CONSOLE_PASSWORD": PASSWORD},
+    )  # fmt: skip
+    assert same.returncode == 2
+    assert "the console's password is a webhook token" in same.stderr
     port = free_port()
     console = OmnihookProcess(["console", "--store", store_url, "--port", str(port)], tmp_path,
                               {"OMNIHOOK_CONSOLE_PASSWORD": PASSWORD}).start()  # fmt: skip
@@ -279,3 +287,23 @@ def _answers(url: str) -> bool:
         return httpx.get(url, timeout=1).status_code == 200
     except httpx.TransportError:
         return False
+
+
+async def test_an_outbox_delivery_its_attempts_and_retry(console: Console, httpserver: Any) -> None:
+    from omnihook.sender import RetryPolicy, Sender
+
+    httpserver.expect_request("/hook").respond_with_data("down for maintenance", status=503)
+    async with Sender(httpserver.url_for("/hook"), token="t", policy=RetryPolicy(attempts=2, delay=0.01),
+                      outbox=console.store) as sender:  # fmt: skip
+        await sender.enqueue(samples.sample("chat-start"))
+        await sender.drain()
+    async with console.client() as client:
+        csrf = await sign_in(client)
+        listed = await client.get("/console/outbox", params={"status": "dead"})
+        assert 'href="/console/outbox/1"' in listed.text
+        page = await client.get("/console/outbox/1")
+        assert page.text.count("<strong>503</strong>") == 2  # both attempts, with their answer
+        assert "down for maintenance" in page.text
+        retried = await client.post("/console/outbox/1/retry", data={"csrf": csrf})
+        assert retried.status_code == 303
+    assert (await console.store.outbox.get(1)).status == "pending"  # type: ignore[union-attr]

@@ -552,7 +552,10 @@ def serve(
     if with_console:
         if store is None:
             raise click.UsageError("--console shows what the store holds: it needs one")
-        asgi_app.mount("/console", create_console(store, _console_auth(console_password_file)))
+        console_auth = _console_auth(console_password_file)
+        if console_auth.uses(tokens.tokens):
+            raise click.UsageError("the console's password is a webhook token: give it its own")
+        asgi_app.mount("/console", create_console(store, console_auth))
         logger.info("console: http://%s:%d/console/", host, port)
     run_server(asgi_app, host, port, limits, log_level=log_level, access_log=access_log)
 

@@ -189,6 +189,16 @@ def create_console(
         return render(request, session, "outbox.html", entries=entries, status=status,
                       backlog=await store.outbox.backlog())  # fmt: skip
 
+    async def delivery(request: Request, session: Session) -> Response:
+        entry_id = int(request.path_params["entry_id"])
+        entry = await store.outbox.get(entry_id)
+        if entry is None:
+            return render(
+                request, session, "error.html", 404, message=f"no outbox delivery {entry_id}"
+            )
+        return render(request, session, "delivery.html", entry=entry,
+                      attempts=await store.outbox.attempts(entry_id))  # fmt: skip
+
     async def outbox_retry(request: Request, session: Session) -> Response:
         entry_id = int(request.path_params["entry_id"])
         await store.outbox.retry([entry_id], clock())
@@ -237,6 +247,7 @@ def create_console(
         Route("/events/{event_id:int}", signed_in(event)),
         Route("/events/{event_id:int}/replay", signed_in(replay), methods=["POST"]),
         Route("/outbox", signed_in(outbox)),
+        Route("/outbox/{entry_id:int}", signed_in(delivery)),
         Route("/outbox/{entry_id:int}/retry", signed_in(outbox_retry), methods=["POST"]),
         Route("/outbox/purge", signed_in(outbox_purge), methods=["POST"]),
         Route("/live", signed_in(live)),

@@ -117,6 +117,10 @@ class ConsoleAuth:
         self.throttle = throttle or LoginThrottle()
         self._sessions: dict[str, Session] = {}
 
+    def uses(self, secrets: list[str]) -> bool:
+        """Whether the console's password is one of ``secrets`` (the webhook's tokens)."""
+        return any(hmac.compare_digest(s.encode(), self._password) for s in secrets)
+
     def login(self, name: str, password: str) -> Session | None:
         """A new session when ``password`` is the console's, else ``None``."""
         if not hmac.compare_digest(password.encode(), self._password):
