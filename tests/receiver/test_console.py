@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import subprocess
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -227,20 +228,32 @@ def test_the_password_comes_from_the_environment_or_a_file(
 async def test_live_streams_new_events_as_they_arrive(console: Console, tmp_path: Path) -> None:
     """The live view's stream, from a real server: an event stored after it opened arrives."""
     served = Starlette(routes=[Mount("/console", create_console(
-        Store(f"sqlite:///{tmp_path / 'omnihook.db'}"), console.auth, live_every=0.05))])  # fmt: skip
+        Store(f"sqlite:///{tmp_path / 'omnihook.db'}"), console.auth, live_every=0.05,
+        stream_seconds=1.0))])  # fmt: skip
     with UvicornThread(served) as server:
         async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
             await sign_in(client)
             async with client.stream("GET", "/console/live/stream") as stream:
                 assert stream.headers["content-type"].startswith("text/event-stream")
                 lines = stream.aiter_lines()
-                assert await anext(lines) == "retry: 3000"
+                assert await anext(lines) == "retry: 1000"
                 console.failing = False
                 await console.deliver(samples.sample("chat-close"))
                 received = [line async for line in _until(lines, "data: ")]
+            # A stream ends by itself (a shutting-down server never waits on an open page); the
+            # browser reconnects with Last-Event-ID and misses nothing.
+            started = time.monotonic()
+            async with client.stream("GET", "/console/live/stream") as ended:
+                assert [line async for line in ended.aiter_lines()][:2] == ["retry: 1000", "id: 1"]
+            assert time.monotonic() - started < 5
+            await console.deliver(samples.sample("visitor-message"))
+            async with client.stream("GET", "/console/live/stream",
+                                     headers={"Last-Event-ID": "1"}) as resumed:  # fmt: skip
+                caught_up = [line async for line in _until(resumed.aiter_lines(), "data: ")]
     data = json.loads(received[-1].removeprefix("data: "))
     assert (data["id"], data["type"], data["status"]) == (1, "LivechatSession", "done")
     assert "event: event" in received
+    assert json.loads(caught_up[-1].removeprefix("data: "))["id"] == 2
 
 
 async def _until(lines: AsyncIterator[str], prefix: str) -> AsyncIterator[str]:

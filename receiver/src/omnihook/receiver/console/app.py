@@ -43,6 +43,7 @@ def create_console(
     auth: ConsoleAuth,
     *,
     live_every: float = 1.0,
+    stream_seconds: float = 15.0,
     clock: Callable[[], float] = time.time,
 ) -> Starlette:
     """The console as an ASGI app, to mount at a path of your choice (``serve --console``:
@@ -219,17 +220,31 @@ def create_console(
         return render(request, session, "live.html")
 
     async def live_stream(request: Request, session: Session) -> Response:
-        latest = await store.events.search(EventQuery(limit=1))
-        after = _int(request.query_params.get("after")) or (latest[0].id if latest else 0)
+        # A stream lasts ``stream_seconds``, then the browser reconnects (EventSource does, with
+        # Last-Event-ID): a server shutting down never waits long for an open Live page.
+        after = _int(request.headers.get("last-event-id")) or _int(
+            request.query_params.get("after")
+        )
+        if after is None:
+            latest = await store.events.search(EventQuery(limit=1))
+            after = latest[0].id if latest else 0
+        ends = time.monotonic() + stream_seconds
 
         async def stream() -> AsyncIterator[str]:
             nonlocal after
-            yield "retry: 3000\n\n"
-            while auth.session(session.id) is not None:
-                for found in await store.events.search(EventQuery(after_id=after, limit=100)):
-                    after = found.id
-                    view = event_view(found)
-                    yield f"id: {found.id}\nevent: event\ndata: {json.dumps(view.live())}\n\n"
+            yield f"retry: 1000\nid: {after}\n\n"
+            quiet_since = time.monotonic()
+            while time.monotonic() < ends and auth.session(session.id) is not None:
+                found = await store.events.search(EventQuery(after_id=after, limit=100))
+                for event in found:
+                    after = event.id
+                    data = json.dumps(event_view(event).live())
+                    yield f"id: {event.id}\nevent: event\ndata: {data}\n\n"
+                if found:
+                    quiet_since = time.monotonic()
+                elif time.monotonic() - quiet_since > 10:
+                    quiet_since = time.monotonic()
+                    yield ": waiting\n\n"  # keeps proxies from closing an idle stream
                 await asyncio.sleep(live_every)
 
         return StreamingResponse(stream(), media_type="text/event-stream",
