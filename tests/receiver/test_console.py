@@ -320,3 +320,32 @@ async def test_an_outbox_delivery_its_attempts_and_retry(console: Console, https
         retried = await client.post("/console/outbox/1/retry", data={"csrf": csrf})
         assert retried.status_code == 303
     assert (await console.store.outbox.get(1)).status == "pending"  # type: ignore[union-attr]
+
+
+async def test_a_chat_links_to_its_crm_records(tmp_path: Path) -> None:
+    urls = {"hubspot": {"contactId": "https://app.hubspot.com/contacts/42/record/0-1/{id}"}}
+    async with Store.open(f"sqlite:///{tmp_path / 'omnihook.db'}") as store:
+        await store.crm_links.update("hubspot", "R1", {"contactId": "901", "noteId": "7"}, 1.0)
+        await store.crm_links.update("zoho", "R1", {"leadId": '"><script>x</script>'}, 1.0)
+        app = Starlette(routes=[Mount("/console", create_console(
+            store, ConsoleAuth(PASSWORD), record_urls=urls))])  # fmt: skip
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://c"
+        ) as c:
+            await sign_in(c)
+            page = (await c.get("/console/chats/R1")).text
+    assert 'href="https://app.hubspot.com/contacts/42/record/0-1/901"' in page
+    assert "noteId: <code>7</code>" in page  # no URL given for it: the id alone
+    assert "<script>x" not in page
+
+
+def test_record_urls_must_be_web_addresses_with_the_id() -> None:
+    from omnihook.receiver.bridge import BridgeConfigError, parse_bridge_config, record_urls
+
+    config = parse_bridge_config(
+        {"crm": [{"kind": "sql", "record_urls": {"contact": "https://crm.example/{id}"}}]}
+    )
+    assert record_urls(config) == {"sql": {"contact": "https://crm.example/{id}"}}
+    for bad in ("javascript:alert({id})", "https://crm.example/contacts"):
+        with pytest.raises(BridgeConfigError, match="a record URL is an http"):
+            parse_bridge_config({"crm": [{"kind": "sql", "record_urls": {"contact": bad}}]})

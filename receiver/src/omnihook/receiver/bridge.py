@@ -53,6 +53,7 @@ __all__ = [
     "build_reconcile_loop",
     "build_rocketchat_api",
     "load_bridge_config",
+    "record_urls",
 ]
 
 _SECRET_KEYS = {
@@ -110,10 +111,21 @@ class ReceiverSettings(_Block):
 class _CrmBlock(_Block):
     name: str | None = None
     chat_url: str | None = None
+    record_urls: dict[str, str] = Field(default_factory=dict)
+    """For the console: an id the adapter keeps (``contactId``) → the URL of its record, with
+    ``{id}`` where the id goes (``https://app.hubspot.com/contacts/PORTAL/record/0-1/{id}``)."""
     # The adapter's circuit breaker (omnihook.receiver.ops.breaker); 0 failures: none.
     circuit_failures: int = Field(5, ge=0)
     circuit_probe_after: float = Field(30.0, gt=0)
     circuit_max_probe_after: float = Field(600.0, gt=0)
+
+    @field_validator("record_urls")
+    @classmethod
+    def _record_urls(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, url in value.items():
+            if not url.startswith(("https://", "http://")) or "{id}" not in url:
+                raise ValueError(f"{name}: a record URL is an http(s) URL with {{id}} in it")
+        return value
 
     @field_validator("circuit_probe_after", "circuit_max_probe_after", mode="before")
     @classmethod
@@ -286,6 +298,14 @@ class BridgeConfig(_Block):
     rocketchat: RocketChatSettings | None = None
     crm: list[CrmBlock] = Field(default_factory=list)
     alerts: list[AlertBlock] = Field(default_factory=list)
+
+
+def record_urls(config: BridgeConfig | None) -> dict[str, dict[str, str]]:
+    """Each adapter's ``record_urls`` (adapter name → id name → URL template), for the console."""
+    if config is None:
+        return {}
+    return {block.name or block.kind: dict(block.record_urls)
+            for block in config.crm if block.record_urls}  # fmt: skip
 
 
 def build_alert_routes(

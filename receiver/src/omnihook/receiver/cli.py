@@ -31,6 +31,7 @@ from .bridge import (
     build_reconcile_loop,
     build_rocketchat_api,
     load_bridge_config,
+    record_urls,
 )
 from .console import PASSWORD_ENV, ConsoleAuth, create_console, read_password
 from .crm import SqlCrmAdapter
@@ -555,7 +556,9 @@ def serve(
         console_auth = _console_auth(console_password_file)
         if console_auth.uses(tokens.tokens):
             raise click.UsageError("the console's password is a webhook token: give it its own")
-        asgi_app.mount("/console", create_console(store, console_auth))
+        asgi_app.mount(
+            "/console", create_console(store, console_auth, record_urls=record_urls(config))
+        )
         logger.info("console: http://%s:%d/console/", host, port)
     run_server(asgi_app, host, port, limits, log_level=log_level, access_log=access_log)
 

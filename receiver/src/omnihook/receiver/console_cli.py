@@ -16,7 +16,8 @@ from starlette.routing import Mount, Route
 from omnihook.store import Store
 from omnihook.store.cli import store_option
 
-from .cli import _console_auth, _log_level_option
+from .bridge import record_urls
+from .cli import _config_option, _console_auth, _load_config, _log_level_option
 from .console import create_console
 from .http import HttpLimits, run_server
 from .ops.logs import configure_logging
@@ -34,15 +35,23 @@ __all__ = ["console"]
     envvar="OMNIHOOK_CONSOLE_PASSWORD_FILE",
     help="File whose first line is the console's password (else $OMNIHOOK_CONSOLE_PASSWORD).",
 )
+@_config_option
 @_log_level_option
 def console(
-    store_url: str, host: str, port: int, console_password_file: Path | None, log_level: str
+    store_url: str,
+    host: str,
+    port: int,
+    console_password_file: Path | None,
+    config_path: Path | None,
+    log_level: str,
 ) -> None:
     """Run the web console at http://HOST:PORT/console/ on a store: chats, events, failures,
     replay, the outbox, live events. Sign in with the console password (never the webhook's
-    token)."""
+    token). With --config, a chat's page links to the CRM records (the record_urls of its
+    [[crm]] blocks)."""
     configure_logging(log_level)
     auth = _console_auth(console_password_file)
+    urls = record_urls(_load_config(config_path))
     store = Store(store_url)
 
     @contextlib.asynccontextmanager
@@ -55,7 +64,7 @@ def console(
     async def home(request: Request) -> Response:
         return RedirectResponse("/console/", 307)
 
-    app = Starlette(routes=[Route("/", home), Mount("/console", create_console(store, auth))],
+    app = Starlette(routes=[Route("/", home), Mount("/console", create_console(store, auth, record_urls=urls))],
                     lifespan=lifespan)  # fmt: skip
     click.echo(f"console: http://{host}:{port}/console/ on {store.config.display}", err=True)
     run_server(app, host, port, HttpLimits(), log_level=log_level, access_log=False)

@@ -11,11 +11,11 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, quote, urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
@@ -44,10 +44,13 @@ def create_console(
     *,
     live_every: float = 1.0,
     stream_seconds: float = 15.0,
+    record_urls: Mapping[str, Mapping[str, str]] | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Starlette:
     """The console as an ASGI app, to mount at a path of your choice (``serve --console``:
-    ``/console``). Every page and stream needs a session; every action a CSRF token."""
+    ``/console``). Every page and stream needs a session; every action a CSRF token.
+    ``record_urls``: per adapter, per id it keeps, the URL of the CRM record with ``{id}`` (the
+    bridge file's ``record_urls``), so a chat's page links to its records."""
     templates = Environment(loader=FileSystemLoader(HERE / "templates"),
                             autoescape=select_autoescape(default=True))  # fmt: skip
     templates.filters["when"] = _when
@@ -130,7 +133,11 @@ def create_console(
         room_id = request.path_params["room_id"]
         found = await store.events.search(EventQuery(room_id=room_id, limit=500))
         events = [event_view(e) for e in reversed(found)]
-        links = await store.crm_links.for_key(room_id)
+        links = {
+            adapter: {name: (value, _record_url(record_urls, adapter, name, value))
+                      for name, value in ids.items()}
+            for adapter, ids in (await store.crm_links.for_key(room_id)).items()
+        }  # fmt: skip
         return render(request, session, "chat.html", room_id=room_id, events=events,
                       transcript=transcript(found), links=links)  # fmt: skip
 
@@ -279,6 +286,17 @@ _SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+
+
+def _record_url(
+    templates: Mapping[str, Mapping[str, str]] | None, adapter: str, name: str, value: Any
+) -> str | None:
+    """The CRM record's URL, when the bridge file gives one for this adapter and id, and the id
+    is a plain value (nothing that could break out of the URL)."""
+    template = (templates or {}).get(adapter, {}).get(name)
+    if template is None or not isinstance(value, str | int) or isinstance(value, bool):
+        return None
+    return template.replace("{id}", quote(str(value), safe=""))
 
 
 _MAX_FORM_BYTES = 64 * 1024
