@@ -349,3 +349,13 @@ def test_record_urls_must_be_web_addresses_with_the_id() -> None:
     for bad in ("javascript:alert({id})", "https://crm.example/contacts"):
         with pytest.raises(BridgeConfigError, match="a record URL is an http"):
             parse_bridge_config({"crm": [{"kind": "sql", "record_urls": {"contact": bad}}]})
+
+
+async def test_a_store_that_cannot_be_read_is_a_page_not_a_crash(tmp_path: Path) -> None:
+    broken = Store(f"sqlite:///{tmp_path}")  # a directory: nothing can open it
+    app = Starlette(routes=[Mount("/console", create_console(broken, ConsoleAuth(PASSWORD)))])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as c:
+        await c.post("/console/login", data={"name": "ops", "password": PASSWORD})
+        page = await c.get("/console/events")
+    assert page.status_code == 503
+    assert "The store cannot be read right now" in page.text

@@ -24,7 +24,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response, Stream
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from omnihook.store import EVENT_STATUSES, EventQuery, Store
+from omnihook.store import EVENT_STATUSES, EventQuery, Store, StoreError
 
 from ..ops.status import read_status
 from .auth import COOKIE, ConsoleAuth, Session
@@ -67,7 +67,6 @@ def create_console(
     def signed_in(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             session = auth.session(request.cookies.get(COOKIE))
-            await store.connect()  # no-op once open
             if session is None:
                 if request.headers.get("accept", "").startswith("text/event-stream"):
                     return Response("sign in first", status_code=401)
@@ -79,7 +78,13 @@ def create_console(
                                    request.method, request.url.path)  # fmt: skip
                     return render(request, session, "error.html", 403,
                                   message="This form has expired (no valid CSRF token). Go back, reload and try again.")  # fmt: skip
-            return await handler(request, session)
+            try:
+                await store.connect()  # no-op once open
+                return await handler(request, session)
+            except StoreError as exc:
+                logger.error("console: the store failed: %s", exc)
+                return render(request, session, "error.html", 503,
+                              message=f"The store cannot be read right now: {exc}")  # fmt: skip
 
         return endpoint
 
