@@ -126,6 +126,28 @@ async def test_failed_composite_rolls_back_and_names_the_sub_request(
     assert "REQUIRED_FIELD_MISSING" in (event.last_error or "")
 
 
+async def test_a_failed_task_dead_letters_its_own_error_not_the_rolled_back_lead(
+    bridge: Bridge, salesforce: FakeSalesforce
+) -> None:
+    make(bridge, salesforce)
+    salesforce.add_validation_rule("Task", "Subject must name the chat queue", ["Subject"])
+    await bridge.deliver(*chat("chat-close"))
+    assert salesforce.leads == {}  # the Lead upsert succeeded, then was rolled back
+    assert salesforce.tasks == {}
+    [composite] = salesforce.requests("POST", "/services/data/v62.0/composite")
+    [(_, answer)] = [(r, a) for r, a in salesforce.server.log if r is composite]
+    lead, task = json.loads(answer.get_data())["compositeResponse"]
+    assert (lead["httpStatusCode"], lead["body"][0]["errorCode"]) == (400, "PROCESSING_HALTED")
+    assert task["body"][0]["errorCode"] == "FIELD_CUSTOM_VALIDATION_EXCEPTION"
+    [event] = await bridge.events()
+    assert event.status == "dead"
+    assert (
+        "Salesforce FIELD_CUSTOM_VALIDATION_EXCEPTION (Subject): Subject must name the chat queue"
+        in (event.last_error or "")
+    )
+    assert "PROCESSING_HALTED" not in (event.last_error or "")
+
+
 async def test_bad_client_credentials_name_the_settings(
     bridge: Bridge, salesforce: FakeSalesforce
 ) -> None:

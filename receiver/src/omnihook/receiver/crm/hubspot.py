@@ -1,7 +1,7 @@
 """HubSpot (CRM v3): contacts upserted by email, the transcript as a note on the contact.
 
 A private-app token authenticates (no refresh: a 401 is a configuration error). Contacts are
-upserted one per call (HubSpot refuses partial batch upserts keyed on email). The note is
+upserted one per call through the batch upsert endpoint (one event names one visitor). The note is
 associated to the contact (association type 202) and updated in place when the room's transcript
 changes (redelivered close, edit after close). Rate limits: a 429 waits for the window its
 headers give (``DAILY`` waits for an hour at least), and a response saying no calls are left in

@@ -37,6 +37,15 @@ __all__ = ["SalesforceAdapter"]
 _LIMIT_WAIT = 3600.0
 
 
+def _halted(body: Any) -> bool:
+    """A composite sub-request rolled back because another one in its transaction failed."""
+    errors = body if isinstance(body, list) else [body]
+    return bool(errors) and all(
+        isinstance(error, dict) and error.get("errorCode") == "PROCESSING_HALTED"
+        for error in errors
+    )
+
+
 class SalesforceAdapter(RecordAdapter):
     kind = "salesforce"
     transcript_limit = 32_000
@@ -136,10 +145,16 @@ class SalesforceAdapter(RecordAdapter):
         }
         answer = await self._call("POST", "/composite", body)
         parts = {part["referenceId"]: part for part in answer.get("compositeResponse", [])}
-        for reference in ("lead", "task"):
-            part = parts.get(reference, {})
-            if not 200 <= int(part.get("httpStatusCode", 500)) < 300:
-                self._raise_for_errors(int(part.get("httpStatusCode", 500)), part.get("body"))
+        failed = [
+            parts.get(reference, {})
+            for reference in ("lead", "task")
+            if not 200 <= int(parts.get(reference, {}).get("httpStatusCode", 500)) < 300
+        ]
+        if failed:
+            # allOrNone: Salesforce answers every sub-request but the one that failed with
+            # PROCESSING_HALTED (rolled back); the dead letter names the real cause.
+            cause = next((part for part in failed if not _halted(part.get("body"))), failed[0])
+            self._raise_for_errors(int(cause.get("httpStatusCode", 500)), cause.get("body"))
         lead_id = (
             str(parts["lead"]["body"]["id"]) if parts["lead"].get("body") else known.get("leadId")
         )

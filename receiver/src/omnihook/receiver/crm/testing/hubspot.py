@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
 from werkzeug import Request, Response
@@ -16,11 +17,18 @@ class FakeHubSpot(_Fake):
     """HubSpot CRM v3: contacts by email, notes, owners; a private-app ``token``.
 
     Switches: :meth:`revoke_token` (401), :meth:`rate_limit_next` (429 with HubSpot's body and
-    rate headers), :meth:`reject_next` (400 ``VALIDATION_ERROR`` with the given message).
+    rate headers), :meth:`reject_next` (the next write -- contacts upsert, note create or
+    update -- answers 400 ``VALIDATION_ERROR`` with the given message).
+
+    Answers are shaped as HubSpot documents them and as the official ``hubspot-api-client``
+    models require (``tests/receiver/crm/test_hubspot_sdk.py`` drives that client against it):
+    a batch upsert keyed by email takes up to 100 inputs and answers every one of them, objects
+    carry ``createdAt``/``updatedAt``/``archived``, errors carry a UUID ``correlationId``.
     """
 
     RATE_MAX = 100
     INTERVAL_MS = 10_000
+    BATCH_LIMIT = 100
 
     def __init__(
         self, server: HTTPServer, token: str = "pat-na1-test-token", prefix: str = "/crm/v3"
@@ -30,10 +38,11 @@ class FakeHubSpot(_Fake):
         self.contacts: dict[str, dict[str, Any]] = {}
         """By email: ``{"id", "properties"}``."""
         self.notes: dict[str, dict[str, Any]] = {}
-        """By id: ``{"properties", "associations"}``."""
+        """By id: ``{"properties", "associations", "createdAt"}``."""
         self.owners: dict[str, str] = {}
         """Owner id by email; add entries to let the adapter find owners."""
         self.remaining = self.RATE_MAX
+        self._created = _now()
         self._revoked = False
         self._rate_limits: list[str] = []
         self._rejections: list[str] = []
@@ -64,51 +73,63 @@ class FakeHubSpot(_Fake):
     def _gate(self, request: Request) -> Response | None:
         if self._revoked or request.headers.get("Authorization") != f"Bearer {self.token}":
             return _json({"status": "error", "message": "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview",
-                          "correlationId": "a1b2", "category": "INVALID_AUTHENTICATION"}, 401)  # fmt: skip
+                          "correlationId": str(uuid.uuid4()), "category": "INVALID_AUTHENTICATION"}, 401)  # fmt: skip
         if self._rate_limits:
             policy = self._rate_limits.pop(0)
             return _json({"status": "error", "message": f"You have reached your {policy.lower()} limit.",
-                          "errorType": "RATE_LIMIT", "correlationId": "c3d4", "policyName": policy},
+                          "errorType": "RATE_LIMIT", "correlationId": str(uuid.uuid4()), "policyName": policy,
+                          "requestId": str(uuid.uuid4())},
                          429, {**self._headers(), "X-HubSpot-RateLimit-Remaining": "0"})  # fmt: skip
         self.remaining -= 1
         return None
 
     def _validation(self, message: str) -> Response:
-        return _json({"status": "error", "message": message, "correlationId": "e5f6",
+        return _json({"status": "error", "message": message, "correlationId": str(uuid.uuid4()),
                       "category": "VALIDATION_ERROR"}, 400, self._headers())  # fmt: skip
 
     def _upsert(self, request: Request) -> Response:
         if (refused := self._gate(request)) is not None:
             return refused
         inputs = (request.get_json() or {}).get("inputs", [])
-        if len(inputs) != 1 or inputs[0].get("idProperty") != "email":
+        if not inputs or len(inputs) > self.BATCH_LIMIT:
             return self._validation(
-                "Partial upserts are not supported when using email as idProperty."
+                f"Batch input must contain between 1 and {self.BATCH_LIMIT} inputs, got {len(inputs)}."
+            )
+        if any(i.get("idProperty") != "email" for i in inputs):  # the fake keys contacts on email
+            return self._validation("Only email is supported as idProperty by this fake.")
+        emails = [str(i.get("id", "")) for i in inputs]
+        if duplicates := sorted({e for e in emails if emails.count(e) > 1}):
+            return self._validation(
+                f"Duplicate IDs found in batch input: {duplicates}. IDs must be unique"
             )
         if self._rejections:
             return self._validation(self._rejections.pop(0))
-        email = str(inputs[0]["id"])
-        if "@" not in email:
-            return self._validation(
-                f'Property values were not valid: [{{"isValid":false,"message":"Email address {email} is invalid","error":"INVALID_EMAIL","name":"email"}}]'
-            )
-        contact = self.contacts.get(email)
-        new = contact is None
-        if contact is None:
-            contact = self.contacts[email] = {
-                "id": str(500 + next(self._ids)),
-                "properties": {},
-                "createdAt": _now(),
-            }
-        contact["properties"].update(inputs[0].get("properties", {}))
-        result = {"id": contact["id"], "new": new, "properties": contact["properties"],
-                  "createdAt": contact["createdAt"], "updatedAt": _now(), "archived": False}  # fmt: skip
-        return _json({"status": "COMPLETE", "results": [result], "startedAt": _now(), "completedAt": _now()},
+        for email in emails:  # one invalid input fails the whole batch: no partial upsert
+            if "@" not in email:
+                return self._validation(
+                    f'Property values were not valid: [{{"isValid":false,"message":"Email address {email} is invalid","error":"INVALID_EMAIL","name":"email"}}]'
+                )
+        results: list[dict[str, Any]] = []
+        for email, upsert in zip(emails, inputs, strict=True):
+            contact = self.contacts.get(email)
+            new = contact is None
+            if contact is None:
+                contact = self.contacts[email] = {
+                    "id": str(500 + next(self._ids)),
+                    "properties": {},
+                    "createdAt": _now(),
+                }
+            contact["properties"].update(upsert.get("properties", {}))
+            results.append({"id": contact["id"], "new": new, "properties": contact["properties"],
+                            "createdAt": contact["createdAt"], "updatedAt": _now(), "archived": False})  # fmt: skip
+        return _json({"status": "COMPLETE", "results": results, "startedAt": _now(), "completedAt": _now()},
                      200, self._headers())  # fmt: skip
 
     def _create_note(self, request: Request) -> Response:
         if (refused := self._gate(request)) is not None:
             return refused
+        if self._rejections:
+            return self._validation(self._rejections.pop(0))
         body = request.get_json() or {}
         properties = body.get("properties", {})
         if "hs_timestamp" not in properties:
@@ -120,28 +141,35 @@ class FakeHubSpot(_Fake):
             if association["to"]["id"] not in contact_ids:
                 return self._validation(f"No contact with id {association['to']['id']}.")
         note_id = str(9000 + next(self._ids))
+        created = _now()
         self.notes[note_id] = {
             "properties": dict(properties),
             "associations": body.get("associations", []),
+            "createdAt": created,
         }
-        return _json({"id": note_id, "properties": properties, "createdAt": _now(), "updatedAt": _now(),
+        return _json({"id": note_id, "properties": properties, "createdAt": created, "updatedAt": created,
                       "archived": False}, 201, self._headers())  # fmt: skip
 
     def _update_note(self, request: Request) -> Response:
         if (refused := self._gate(request)) is not None:
             return refused
+        if self._rejections:
+            return self._validation(self._rejections.pop(0))
         note_id = request.path.rsplit("/", 1)[1]
         if note_id not in self.notes:
-            return _json({"status": "error", "message": "resource not found", "correlationId": "g7h8",
+            return _json({"status": "error", "message": "resource not found", "correlationId": str(uuid.uuid4()),
                           "category": "OBJECT_NOT_FOUND"}, 404, self._headers())  # fmt: skip
         self.notes[note_id]["properties"].update((request.get_json() or {}).get("properties", {}))
-        return _json({"id": note_id, "properties": self.notes[note_id]["properties"], "updatedAt": _now(),
-                      "archived": False}, 200, self._headers())  # fmt: skip
+        note = self.notes[note_id]
+        return _json({"id": note_id, "properties": note["properties"], "createdAt": note["createdAt"],
+                      "updatedAt": _now(), "archived": False}, 200, self._headers())  # fmt: skip
 
     def _owners(self, request: Request) -> Response:
         if (refused := self._gate(request)) is not None:
             return refused
         email = request.args.get("email")
-        results = [{"id": owner_id, "email": address, "type": "PERSON"}
+        results: list[dict[str, Any]] = [{"id": owner_id, "email": address, "type": "PERSON", "firstName": "", "lastName": "",
+                    "userId": int(owner_id) if owner_id.isdigit() else None, "createdAt": self._created,
+                    "updatedAt": self._created, "archived": False, "teams": []}
                    for address, owner_id in self.owners.items() if email in (None, address)]  # fmt: skip
         return _json({"results": results}, 200, self._headers())

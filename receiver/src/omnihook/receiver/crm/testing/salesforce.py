@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 import json
 import re
@@ -20,8 +22,14 @@ class FakeSalesforce(_Fake):
     field, Tasks, composite requests (``allOrNone`` rolls back).
 
     Switches: :meth:`expire_sessions` (401 ``INVALID_SESSION_ID``), :meth:`exhaust_daily_limit`
-    (403 ``REQUEST_LIMIT_EXCEEDED``), a Lead without ``LastName`` or ``Company`` gets
+    (403 ``REQUEST_LIMIT_EXCEEDED``), :meth:`add_validation_rule` (400
+    ``FIELD_CUSTOM_VALIDATION_EXCEPTION``), a Lead without ``LastName`` or ``Company`` gets
     ``REQUIRED_FIELD_MISSING`` as the real API answers.
+
+    As Salesforce does: the token endpoint takes the client id and secret in the form or in an
+    ``Authorization: Basic`` header; a 201 carries a ``Location`` header (in a composite, in the
+    sub-request's ``httpHeaders``); a failed ``allOrNone`` composite answers every other
+    sub-request, the ones that had succeeded too, 400 ``PROCESSING_HALTED``.
     """
 
     API = "/services/data/v62.0"
@@ -43,17 +51,38 @@ class FakeSalesforce(_Fake):
         self.api_usage = 0
         self._valid_tokens: set[str] = set()
         self._limit_exceeded = False
-        self._route("POST", r"^/services/oauth2/token$", self._token)
+        self._validation_rules: dict[str, tuple[str, list[str]]] = {}
+        self._route("POST", r"^/services/oauth2/token/?$", self._token)
         self._route("PATCH", rf"^{self.API}/sobjects/Lead/([^/]+)/(.+)$", self._lead_route)
-        self._route("POST", rf"^{self.API}/sobjects/Task$", self._task_route)
-        self._route("PATCH", rf"^{self.API}/sobjects/Task/([^/]+)$", self._task_route)
-        self._route("POST", rf"^{self.API}/composite$", self._composite)
+        self._route("POST", rf"^{self.API}/sobjects/Task/?$", self._task_route)
+        self._route("PATCH", rf"^{self.API}/sobjects/Task/([^/]+)/?$", self._task_route)
+        self._route("POST", rf"^{self.API}/composite/?$", self._composite)
 
     def expire_sessions(self) -> None:
         self._valid_tokens.clear()
 
     def exhaust_daily_limit(self) -> None:
         self._limit_exceeded = True
+
+    def add_validation_rule(
+        self, sobject: str, message: str, fields: list[str] | None = None
+    ) -> None:
+        """Every save of ``sobject`` ("Lead" or "Task") fails as an org's validation rule makes it:
+        400 ``FIELD_CUSTOM_VALIDATION_EXCEPTION`` with the rule's error message."""
+        self._validation_rules[sobject] = (message, list(fields or []))
+
+    def _rule_broken(self, sobject: str) -> tuple[int, Any] | None:
+        if sobject not in self._validation_rules:
+            return None
+        message, fields = self._validation_rules[sobject]
+        return 400, [
+            {"message": message, "errorCode": "FIELD_CUSTOM_VALIDATION_EXCEPTION", "fields": fields}
+        ]
+
+    def _location(self, status: int, body: Any, sobject: str) -> dict[str, str]:
+        if status == 201 and isinstance(body, dict) and body.get("id"):
+            return {"Location": f"{self.API}/sobjects/{sobject}/{body['id']}"}
+        return {}
 
     def lead_by_external_id(self, value: str) -> dict[str, Any] | None:
         return next(
@@ -66,8 +95,17 @@ class FakeSalesforce(_Fake):
 
     def _token(self, request: Request) -> Response:
         form = request.form
-        if (form.get("grant_type") != "client_credentials" or form.get("client_id") != self.client_id
-                or form.get("client_secret") != self.client_secret):  # fmt: skip
+        client_id, client_secret = form.get("client_id"), form.get("client_secret")
+        header = request.headers.get("Authorization", "")
+        if header[:6].lower() == "basic ":  # client_secret_basic, as simple-salesforce sends it
+            try:
+                client_id, _, client_secret = (
+                    base64.b64decode(header[6:].strip(), validate=True).decode().partition(":")
+                )
+            except (binascii.Error, UnicodeDecodeError):
+                client_id = client_secret = None
+        if (form.get("grant_type") != "client_credentials" or client_id != self.client_id
+                or client_secret != self.client_secret):  # fmt: skip
             return _json(
                 {"error": "invalid_client", "error_description": "invalid client credentials"}, 400
             )
@@ -93,13 +131,17 @@ class FakeSalesforce(_Fake):
         if (refused := self._gate(request)) is not None:
             return refused
         status, body = self._upsert_lead(request.path, request.get_json() or {})
-        return _json(body, status, self._limit_header())
+        headers = {**self._limit_header(), **self._location(status, body, "Lead")}
+        return _json(body, status, headers)
 
     def _task_route(self, request: Request) -> Response:
         if (refused := self._gate(request)) is not None:
             return refused
         status, body = self._save_task(request.method, request.path, request.get_json() or {})
-        return _json(body, status, self._limit_header()) if status != 204 else Response(status=204)
+        if status == 204:
+            return Response(status=204, headers=self._limit_header())
+        headers = {**self._limit_header(), **self._location(status, body, "Task")}
+        return _json(body, status, headers)
 
     def _upsert_lead(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
         field, value = path.split("/sobjects/Lead/", 1)[1].split("/", 1)
@@ -117,6 +159,8 @@ class FakeSalesforce(_Fake):
         if missing:
             return 400, [{"message": f"Required fields are missing: [{', '.join(missing)}]",
                           "errorCode": "REQUIRED_FIELD_MISSING", "fields": missing}]  # fmt: skip
+        if (broken := self._rule_broken("Lead")) is not None:
+            return broken
         if existing is None:
             existing = f"00Q5g00000{next(self._ids):08d}"
             self.leads[existing] = merged
@@ -126,11 +170,13 @@ class FakeSalesforce(_Fake):
 
     def _save_task(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
         if method == "PATCH":
-            task_id = path.rsplit("/", 1)[1]
+            task_id = path.rstrip("/").rsplit("/", 1)[1]
             if task_id not in self.tasks:
                 return 404, [
                     {"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}
                 ]
+            if (broken := self._rule_broken("Task")) is not None:
+                return broken
             self.tasks[task_id].update(body)
             return 204, None
         if body.get("WhoId") not in self.leads:
@@ -149,6 +195,8 @@ class FakeSalesforce(_Fake):
                     "fields": ["Description"],
                 }
             ]
+        if (broken := self._rule_broken("Task")) is not None:
+            return broken
         task_id = f"00T5g00000{next(self._ids):08d}"
         self.tasks[task_id] = dict(body)
         return 201, {"id": task_id, "success": True, "errors": []}
@@ -157,25 +205,48 @@ class FakeSalesforce(_Fake):
         if (refused := self._gate(request)) is not None:
             return refused
         body = request.get_json() or {}
+        all_or_none = bool(body.get("allOrNone"))
         snapshot = copy.deepcopy((self.leads, self.tasks))
         references: dict[str, Any] = {}
         responses: list[dict[str, Any]] = []
         failed = False
         for sub in body.get("compositeRequest", []):
-            if failed and body.get("allOrNone"):
-                responses.append({"body": [{"errorCode": "PROCESSING_HALTED", "message": "The transaction was rolled back since another operation in the same transaction failed."}],
-                                  "httpHeaders": {}, "httpStatusCode": 400, "referenceId": sub["referenceId"]})  # fmt: skip
+            if failed and all_or_none:
+                responses.append(_halted(sub["referenceId"]))
                 continue
             payload = json.loads(re.sub(r"@\{(\w+)\.id\}", lambda m: str(references.get(m.group(1), {}).get("id")),
                                         json.dumps(sub.get("body") or {})))  # fmt: skip
-            if "/sobjects/Lead/" in sub["url"]:
+            sobject = "Lead" if "/sobjects/Lead/" in sub["url"] else "Task"
+            if sobject == "Lead":
                 status, answer = self._upsert_lead(sub["url"], payload)
             else:
                 status, answer = self._save_task(sub["method"], sub["url"], payload)
             failed = failed or status >= 300
             references[sub["referenceId"]] = answer if isinstance(answer, dict) else {}
-            responses.append({"body": answer, "httpHeaders": {}, "httpStatusCode": status,
-                              "referenceId": sub["referenceId"]})  # fmt: skip
-        if failed and body.get("allOrNone"):
+            responses.append({"body": answer, "httpHeaders": self._location(status, answer, sobject),
+                              "httpStatusCode": status, "referenceId": sub["referenceId"]})  # fmt: skip
+        if failed and all_or_none:
+            # "If allOrNone is set to true in the composite request and a subrequest returns an
+            # error, all other subrequests return the 400 HTTP status code": the ones that had
+            # succeeded are rolled back and say so.
             self.leads, self.tasks = snapshot
+            responses = [
+                part if part["httpStatusCode"] >= 300 else _halted(part["referenceId"])
+                for part in responses
+            ]
         return _json({"compositeResponse": responses}, 200, self._limit_header())
+
+
+def _halted(reference_id: str) -> dict[str, Any]:
+    return {
+        "body": [
+            {
+                "errorCode": "PROCESSING_HALTED",
+                "message": "The transaction was rolled back since another operation in the same "
+                "transaction failed.",
+            }
+        ],
+        "httpHeaders": {},
+        "httpStatusCode": 400,
+        "referenceId": reference_id,
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from werkzeug import Request, Response
@@ -19,6 +20,11 @@ class FakeZoho(_Fake):
     ``refresh_token`` changed (HTTP 200 ``{"error": "invalid_code"}``), :meth:`rate_limit_next`,
     :meth:`reject_next` (a per-record error); a record without ``Last_Name`` gets
     ``MANDATORY_NOT_FOUND`` as the real API answers.
+
+    As Zoho does, bodies are read as JSON whatever their ``Content-Type`` (its SDK and curl samples
+    send none), a note's ``Parent_Id.id`` may be a number or a string, and
+    ``GET /crm/v8/settings/fields?module=`` serves the field metadata of Leads, Contacts and Notes
+    (the official SDK fetches it before its first record call).
     """
 
     def __init__(
@@ -45,6 +51,7 @@ class FakeZoho(_Fake):
         self._route("POST", r"^/crm/v8/(Leads|Contacts)/upsert$", self._upsert)
         self._route("POST", r"^/crm/v8/Notes$", self._create_note)
         self._route("PUT", r"^/crm/v8/Notes/(\d+)$", self._update_note)
+        self._route("GET", r"^/crm/v8/settings/fields$", self._fields)
 
     def expire_access_tokens(self) -> None:
         self._valid_tokens.clear()
@@ -95,7 +102,7 @@ class FakeZoho(_Fake):
         if (refused := self._gate(request)) is not None:
             return refused
         module = request.path.split("/")[3]
-        body = request.get_json() or {}
+        body = _body(request)
         checks = body.get("duplicate_check_fields") or ["Email"]
         results: list[dict[str, Any]] = []
         for index, record in enumerate(body.get("data", [])):
@@ -132,10 +139,10 @@ class FakeZoho(_Fake):
         if (refused := self._gate(request)) is not None:
             return refused
         results: list[dict[str, Any]] = []
-        for note in (request.get_json() or {}).get("data", []):
+        for note in _body(request).get("data", []):
             parent = note.get("Parent_Id") or {}
             module = ((parent.get("module") or {}).get("api_name")) or ""
-            if parent.get("id") not in self.records.get(module, {}):
+            if str(parent.get("id")) not in self.records.get(module, {}):
                 results.append({"code": "INVALID_DATA", "details": {"api_name": "Parent_Id"},
                                 "message": "the related id given seems to be invalid", "status": "error"})  # fmt: skip
                 continue
@@ -154,6 +161,76 @@ class FakeZoho(_Fake):
         if note_id not in self.notes:
             return _json({"data": [{"code": "INVALID_DATA", "details": {"id": note_id},
                                     "message": "the id given seems to be invalid", "status": "error"}]}, 400)  # fmt: skip
-        self.notes[note_id].update((request.get_json() or {}).get("data", [{}])[0])
+        self.notes[note_id].update((_body(request).get("data") or [{}])[0])
         return _json({"data": [{"code": "SUCCESS", "details": {"id": note_id, "Modified_Time": _now()},
                                 "message": "record updated", "status": "success"}]})  # fmt: skip
+
+    def _fields(self, request: Request) -> Response:
+        if (refused := self._gate(request)) is not None:
+            return refused
+        module = request.args.get("module", "")
+        if not module:
+            return _json({"code": "REQUIRED_PARAM_MISSING", "details": {"param": "module"},
+                          "message": "One of the expected parameter is missing", "status": "error"}, 400)  # fmt: skip
+        if module not in _FIELDS:
+            return _json({"code": "INVALID_MODULE", "details": {"resource_path_index": 0},
+                          "message": "the module name given seems to be invalid", "status": "error"}, 400)  # fmt: skip
+        return _json(
+            {"fields": [_field(module, n, *spec) for n, spec in enumerate(_FIELDS[module])]}
+        )
+
+
+def _body(request: Request) -> dict[str, Any]:
+    """The JSON body, whatever the ``Content-Type`` says (Zoho does not insist on one)."""
+    try:
+        body = json.loads(request.get_data(as_text=True) or "{}")
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+_LEAD_SOURCES = ["-None-", "Advertisement", "Cold Call", "Employee Referral", "External Referral",
+                 "Online Store", "Partner", "Public Relations", "Sales Email Alias", "Seminar Partner",
+                 "Internal Seminar", "Trade Show", "Web Download", "Web Research", "Chat"]  # fmt: skip
+
+# (api_name, field_label, data_type, json_type, system_mandatory, extra)
+_PERSON: list[tuple[str, str, str, str, bool, dict[str, Any]]] = [
+    ("Owner", "Owner", "ownerlookup", "jsonobject", False, {}),
+    ("First_Name", "First Name", "text", "string", False, {"length": 40}),
+    ("Last_Name", "Last Name", "text", "string", True, {"length": 80}),
+    ("Email", "Email", "email", "string", False, {"length": 100, "unique": {"casesensitive": "0"}}),
+    ("Phone", "Phone", "phone", "string", False, {"length": 30}),
+    ("Lead_Source", "Lead Source", "picklist", "string", False, {"length": 120, "pick_list_values": [
+        {"display_value": v, "actual_value": v, "reference_value": v, "sequence_number": i + 1,
+         "type": "used", "id": str(4150868000000003000 + i)} for i, v in enumerate(_LEAD_SOURCES)]}),
+    ("Created_Time", "Created Time", "datetime", "string", False, {"read_only": True}),
+    ("Modified_Time", "Modified Time", "datetime", "string", False, {"read_only": True}),
+]  # fmt: skip
+_FIELDS: dict[str, list[tuple[str, str, str, str, bool, dict[str, Any]]]] = {
+    "Leads": _PERSON,
+    "Contacts": _PERSON,
+    "Notes": [
+        ("Owner", "Note Owner", "ownerlookup", "jsonobject", False, {}),
+        ("Note_Title", "Note Title", "text", "string", False, {"length": 120}),
+        ("Note_Content", "Note Content", "textarea", "string", False, {"length": 32000}),
+        ("Parent_Id", "Parent ID", "lookup", "jsonobject", True, {}),
+        ("Created_Time", "Created Time", "datetime", "string", False, {"read_only": True}),
+        ("Modified_Time", "Modified Time", "datetime", "string", False, {"read_only": True}),
+    ],
+}
+
+
+def _field(
+    module: str, index: int, api_name: str, label: str, data_type: str, json_type: str,
+    mandatory: bool, extra: dict[str, Any],
+) -> dict[str, Any]:  # fmt: skip
+    """One field in the shape of Zoho's Fields Metadata API (the keys the SDK reads)."""
+    offset = {"Leads": 2000, "Contacts": 3000, "Notes": 4000}[module]
+    field: dict[str, Any] = {
+        "api_name": api_name, "field_label": label, "display_label": label, "data_type": data_type,
+        "json_type": json_type, "system_mandatory": mandatory, "custom_field": False,
+        "read_only": False, "visible": True, "id": str(4150868000000000000 + offset + index),
+        "length": 120, "lookup": {}, "unique": {}, "pick_list_values": [],
+    }  # fmt: skip
+    field.update(extra)
+    return field
