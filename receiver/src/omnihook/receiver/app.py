@@ -219,6 +219,7 @@ def create_app(
     app.state.store = durable
     app.state.worker = worker
     app.state.webhook_path = path
+    app.state.endpoint = endpoint  # framework adapters answer through it
     return app
 
 
@@ -301,8 +302,9 @@ class _WebhookEndpoint:
             return self._unauthorized(request, check, several=several)
         return None
 
-    async def handle(self, request: Request, span: Span | None = None) -> Response:
-        """The answer to a webhook delivery; ``span``: the request's, when tracing is on."""
+    async def read(self, request: Request) -> tuple[AnyEvent, bytes] | Response:
+        """The delivery's event and its bytes, or the answer refusing it (length, token, body
+        size, contract): what every framework adapter checks before handling."""
         refused = self.refuse_head(request)
         if refused is not None:
             return refused
@@ -310,11 +312,17 @@ class _WebhookEndpoint:
             body = await receive_body(request.receive, self.max_body_bytes)
         except BodyTooLarge:
             return body_too_large(self.max_body_bytes)
-
         try:
-            event = parse_event(body)
+            return parse_event(body), body
         except ContractError as exc:
             return self._rejected(exc)
+
+    async def handle(self, request: Request, span: Span | None = None) -> Response:
+        """The answer to a webhook delivery; ``span``: the request's, when tracing is on."""
+        read = await self.read(request)
+        if isinstance(read, Response):
+            return read
+        event, body = read
         if span is not None:
             tracing.request_event(span, event)
 
