@@ -34,10 +34,11 @@ from fastapi import APIRouter, FastAPI, HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from omnihook.contracts import TOKEN_HEADER, AnyEvent, json_schema
+from omnihook.contracts import TOKEN_HEADER, AnyEvent
 from omnihook.store import Store
 
 from .app import DEFAULT_MAX_BODY_BYTES, DEFAULT_PATH, _WebhookEndpoint, create_app
+from .openapi import webhook_operation
 from .router import Router
 from .verification import TokenVerifier
 
@@ -109,57 +110,6 @@ def rocketchat_router(
     api.add_api_route(
         path, rocketchat_webhook, methods=["POST"], summary="Rocket.Chat Omnichannel webhook",
         description=f"Rocket.Chat posts each event here with the {TOKEN_HEADER} header.",
-        openapi_extra=openapi_operation(), response_class=Response, include_in_schema=True,
+        openapi_extra=webhook_operation(), response_class=Response, include_in_schema=True,
     )  # fmt: skip
     return api
-
-
-def openapi_operation() -> dict[str, Any]:
-    """The webhook's request body and answers, for an OpenAPI operation."""
-    error = {"type": "object", "required": ["error", "detail"],
-             "properties": {"error": {"type": "string"}, "detail": {"type": "string"}}}  # fmt: skip
-    refusals = {
-        "400": "the body is not a JSON object, or a length is wrong",
-        "401": f"the {TOKEN_HEADER} header is missing or matches no token",
-        "411": "HTTP/1.0 without a Content-Length",
-        "413": "the body is over the limit",
-        "422": "the body breaks the contract of its event type",
-        "500": "a handler failed (inline mode): Rocket.Chat retries",
-        "503": "the store cannot take it now: Rocket.Chat retries",
-    }
-    responses: dict[str, Any] = {
-        "200": {"description": "accepted; the body becomes the room's crmData",
-                "content": {"application/json": {"schema": {"type": "object"}}}},
-    }  # fmt: skip
-    for status, text in refusals.items():
-        responses[status] = {"description": text,
-                             "content": {"application/json": {"schema": error}}}  # fmt: skip
-    return {
-        "parameters": [{"name": TOKEN_HEADER, "in": "header", "required": True,
-                        "schema": {"type": "string"}}],
-        "requestBody": {"required": True,
-                        "content": {"application/json": {"schema": _inlined(json_schema())}}},
-        "responses": responses,
-    }  # fmt: skip
-
-
-def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
-    """``schema`` with its ``$defs`` put in place of their ``$ref`` (an OpenAPI document would
-    read ``#/$defs/...`` from its own root), without discriminator mappings that name them."""
-    definitions = schema.get("$defs", {})
-
-    def walk(node: Any, depth: int) -> Any:
-        if isinstance(node, dict):
-            reference = node.get("$ref")
-            if isinstance(reference, str) and reference.startswith("#/$defs/") and depth < 32:
-                found = definitions[reference.removeprefix("#/$defs/")]
-                return walk({**found, **{k: v for k, v in node.items() if k != "$ref"}}, depth + 1)
-            # A discriminator's mapping names $defs too: with the schemas inlined, oneOf decides.
-            return {key: walk(value, depth) for key, value in node.items()
-                    if key not in ("$defs", "discriminator")}  # fmt: skip
-        if isinstance(node, list):
-            return [walk(item, depth) for item in node]
-        return node
-
-    inlined: dict[str, Any] = walk(schema, 0)
-    return inlined
