@@ -144,3 +144,22 @@ async def test_a_late_take_after_its_rebuild_a_few_ms_off_is_a_duplicate(store: 
         ("2025-03-14T09:00:00.023000+00:00", "reconcile"),  # the late real one: not again
         ("2025-03-14T09:00:30.020000+00:00", "webhook"),
     ]
+
+
+@pytest.mark.parametrize("room", ["\x00", "R\ud800", "R" * 300])
+async def test_an_unstorable_or_long_room_id_still_finds_its_duplicate(
+    store: Store, room: str
+) -> None:
+    """A NUL or lone surrogate is stored as U+FFFD and a long id bounded: the same event sent
+    again (other bytes: another crmData) is matched by the identity as stored, not a 503."""
+    app = create_app(Router(), tokens=[TOKEN], store=store, run_worker=False)
+    document = samples.sample("agent-message")
+    document["_id"] = room
+    answers = []
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r") as c:
+        for crm_data in ("{}", '{"n": 2}'):
+            document["crmData"] = crm_data
+            body = json.dumps(document).encode()
+            answers.append(await post(c, body))
+    assert [a.status_code for a in answers] == [200, 200]
+    assert len(await store.events.find()) == 1

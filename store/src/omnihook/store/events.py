@@ -245,8 +245,10 @@ class EventStore:
         :class:`StoreRejected` when the database refuses this delivery's data (the other
         deliveries committed with it are not affected).
         """
-        room_id, identity = bounded_key(event.room_id), bounded_key(event.identity)
-        if room_id is not event.room_id or identity is not event.identity:
+        # As the database will hold them (NUL and lone surrogates replaced, long keys bounded):
+        # the rows found are matched to the batch's events by these values.
+        room_id, identity = _as_stored(event.room_id), _as_stored(event.identity)
+        if room_id != event.room_id or identity != event.identity:
             event = dataclasses.replace(event, room_id=room_id, identity=identity)
         return await self._accepts.submit(event)
 
@@ -732,6 +734,10 @@ def _replay_in(tx: Tx, ids: list[int] | None, now: float, all_handlers: bool) ->
             (now, *replayed),
         )
     return ReplayResult(replayed, skipped)
+
+
+def _as_stored(value: str | None) -> str | None:
+    return None if value is None else bounded_key(storable_text(value))
 
 
 def _query_conditions(tx: Tx, query: EventQuery) -> tuple[list[str], list[Any]]:
