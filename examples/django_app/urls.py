@@ -1,0 +1,5 @@
+from django.urls import path
+
+from omnihook.receiver.django import rocketchat_view
+
+urlpatterns = [path("rocketchat", rocketchat_view())]
