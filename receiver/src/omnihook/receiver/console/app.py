@@ -124,7 +124,7 @@ def create_console(
         now = clock()
         status = await read_status(store, now)
         hours = await store.events.received_per_hour(now - 24 * 3600, now)
-        return render(request, session, "overview.html", status=status, data=status.as_dict(),
+        return render(request, session, "overview.html", data=status.as_dict(),
                       hours=hours, peak=max([n for _, n in hours] + [1]))  # fmt: skip
 
     async def chats(request: Request, session: Session) -> Response:

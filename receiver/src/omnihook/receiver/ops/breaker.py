@@ -26,11 +26,11 @@ from omnihook.store import Store
 
 from ..router import RetryAfter
 from .metrics import METRICS
+from .status import CIRCUIT_PREFIX
 
 __all__ = ["CIRCUITS", "CircuitBoard", "CircuitBreaker", "CircuitOpen", "CircuitPolicy"]
 
 CircuitState = Literal["closed", "open", "half_open"]
-STATE_PREFIX = "circuit:"
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ class CircuitBoard:
         """Write the circuits that changed to the store's shared state (``circuit:<adapter>``)."""
         changed, self._changed = self._changed, {}
         for adapter, breaker in changed.items():
-            await store.state.put(f"{STATE_PREFIX}{adapter}", breaker.describe(), now)
+            await store.state.put(f"{CIRCUIT_PREFIX}{adapter}", breaker.describe(), now)
 
 
 CIRCUITS = CircuitBoard()

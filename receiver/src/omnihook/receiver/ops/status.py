@@ -17,6 +17,9 @@ from omnihook.store import Backlog, StateRecord, Store
 __all__ = ["BridgeStatus", "StatusLimits", "read_status"]
 
 CIRCUIT_PREFIX = "circuit:"
+"""Shared-state names of the CRM circuits (``circuit:<adapter>``, written by the breaker)."""
+RECONCILE_STATE = "reconcile"
+"""The shared-state name of the last reconcile round (written by the reconcile loop)."""
 
 
 @dataclass(frozen=True)
@@ -85,9 +88,10 @@ class BridgeStatus:
                 return None
             return {**found.counts, "oldest_age_seconds": round(found.oldest_age(self.now), 3)}
 
+        problems = self.problems(limits)
         return {
-            "ok": not self.problems(limits),
-            "problems": self.problems(limits),
+            "ok": not problems,
+            "problems": problems,
             "store": {"ok": self.store_problem is None, "problem": self.store_problem},
             "events": backlog(self.events),
             "outbox": backlog(self.outbox),
@@ -115,6 +119,6 @@ async def read_status(store: Store, now: float) -> BridgeStatus:
         None,
         events=await store.events.backlog(),
         outbox=await store.outbox.backlog(),
-        reconcile=await store.state.get("reconcile"),
+        reconcile=await store.state.get(RECONCILE_STATE),
         circuits=tuple(await store.state.find(CIRCUIT_PREFIX)),
     )

@@ -24,14 +24,12 @@ from collections.abc import Awaitable, Callable
 from omnihook.store import Store, StoreError
 
 from ..ops.metrics import METRICS
+from ..ops.status import RECONCILE_STATE
 from ..rest import RocketChatApi, RocketChatError
 from .reconciler import Reconciler, ReconcileReport, read_build_settings
 from .switches import WebhookSwitches, read_switches
 
 __all__ = ["LOCK_NAME", "ReconcileLoop"]
-
-STATE_NAME = "reconcile"
-"""Under this name in the store's shared state: how the last round went."""
 
 logger = logging.getLogger("omnihook.reconcile")
 
@@ -169,7 +167,7 @@ class ReconcileLoop:
     async def _record(self, now: float, result: dict[str, object]) -> None:
         """Tell every process sharing the store how this round went (``omnihook status``)."""
         with contextlib.suppress(StoreError):  # the round is over either way
-            await self.store.state.put(STATE_NAME, {**result, "by": self.owner}, now)
+            await self.store.state.put(RECONCILE_STATE, {**result, "by": self.owner}, now)
 
     async def _round(self, now: float) -> ReconcileReport | None:
         end = now - self.lag
