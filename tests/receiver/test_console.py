@@ -251,7 +251,9 @@ async def test_live_streams_new_events_as_they_arrive(console: Console, tmp_path
                                      headers={"Last-Event-ID": "1"}) as resumed:  # fmt: skip
                 caught_up = [line async for line in _until(resumed.aiter_lines(), "data: ")]
     data = json.loads(received[-1].removeprefix("data: "))
-    assert (data["id"], data["type"], data["status"]) == (1, "LivechatSession", "done")
+    assert (data["id"], data["type"]) == (1, "LivechatSession")
+    # The stream may see the event stored and not yet handled, or handled: either is live.
+    assert data["status"] in ("pending", "processing", "done")
     assert "event: event" in received
     assert json.loads(caught_up[-1].removeprefix("data: "))["id"] == 2
 
