@@ -236,6 +236,11 @@ async def test_trigger_endpoint_answers_what_rocket_chat_accepts() -> None:
             "detail"
         ] == "visitorToken: required, a non-empty string"
         assert (await ask({"visitorToken": "v1"}, token="nope")).status_code == 401
+        # metadata is a list (or null, or absent); any other value is refused, an empty one too.
+        assert (await ask({"visitorToken": "v1", "metadata": None})).status_code == 200
+        for wrong in ({}, "", 0, False, {"page": "docs"}):
+            refused = await ask({"visitorToken": "v1", "metadata": wrong})
+            assert refused.status_code == 422, wrong
 
 
 async def test_the_sender_calls_a_trigger_service_as_rocket_chat_does(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, StrictBool, StrictInt
 
 from .dates import RocketChatDate
 from .wire import WireModel
@@ -135,7 +135,7 @@ class AgentEmail(WireModel):
     ``{"address": "...", "verified": true}``."""
 
     address: str
-    verified: bool | None = None
+    verified: StrictBool | None = None
 
 
 # A string (current versions), null (older ones, when the agent has no email) or the user's
@@ -232,7 +232,9 @@ class FileUpload(WireModel):
 
     public_file_path: str | None = Field(default=None, alias="publicFilePath")
     type: str | None = None
-    size: int | None = None
+    # Strict (as are the booleans here): Rocket.Chat sends a number, and the JSON Schema promises
+    # one; pydantic's lax mode would take `false` or "12" for it.
+    size: StrictInt | None = None
 
 
 class ChatMessage(WireModel):
@@ -261,7 +263,7 @@ class ChatMessage(WireModel):
     edited_at: RocketChatDate | None = Field(default=None, alias="editedAt")
     agent_id: str | None = Field(default=None, alias="agentId")
     navigation: Navigation | None = None
-    closing_message: bool | None = Field(default=None, alias="closingMessage")
+    closing_message: StrictBool | None = Field(default=None, alias="closingMessage")
     file: dict[str, Any] | None = None
     attachments: list[dict[str, Any]] | None = None
     file_upload: FileUpload | None = Field(default=None, alias="fileUpload")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from omnihook.contracts import TOKEN_HEADER, json_schema
+from omnihook.contracts import TOKEN_HEADER, EventType, json_schema
 
 from .app import DEFAULT_PATH
 
@@ -21,6 +21,18 @@ __all__ = ["openapi_document", "webhook_operation"]
 
 _ERROR = {"type": "object", "required": ["error", "detail"],
           "properties": {"error": {"type": "string"}, "detail": {"type": "string"}}}  # fmt: skip
+# What a newer Rocket.Chat may send: a type this version does not know is accepted (200) and
+# kept whole for catch-all handlers, so the request body is "a known event, or this".
+_UNKNOWN_EVENT = {"type": "object", "required": ["type"],
+                  "description": "an event type this version of omnihook does not know (a newer "
+                                 "Rocket.Chat): kept as sent, routed to catch-all handlers",
+                  "properties": {"type": {"type": "string",
+                                          "not": {"enum": [kind.value for kind in EventType]}}}}  # fmt: skip
+_SCALAR = {"type": ["string", "number", "boolean"]}
+# One of a trigger's metadata entries, as Rocket.Chat sends them (``value`` may be null or absent).
+_TRIGGER_METADATA = {"type": "object", "required": ["key"],
+                     "properties": {"key": _SCALAR,
+                                    "value": {"type": ["string", "number", "boolean", "null"]}}}  # fmt: skip
 # The answers of the table in the README's "Status codes" (and DESIGN.md).
 _REFUSALS = {
     "400": "the body is not a JSON object, a length is wrong, or the request cannot be parsed",
@@ -51,7 +63,7 @@ def webhook_operation(*, schema: dict[str, Any] | None = None) -> dict[str, Any]
         "parameters": [{"name": TOKEN_HEADER, "in": "header", "required": True,
                         "description": "the webhook's Secret Token", "schema": {"type": "string"}}],
         "requestBody": {"required": True, "content": {"application/json": {
-            "schema": schema if schema is not None else _inlined(json_schema())}}},
+            "schema": schema if schema is not None else _any_event(_inlined(json_schema()))}}},
         "responses": responses,
     }  # fmt: skip
 
@@ -66,8 +78,10 @@ def openapi_document(path: str = DEFAULT_PATH, *, trigger: bool = True) -> dict[
     event = _rebased({key: value for key, value in schema.items()
                       if key not in ("$defs", "$schema")})  # fmt: skip
     components["Event"] = event
+    components["UnknownEvent"] = _UNKNOWN_EVENT
     paths: dict[str, Any] = {
-        path: {"post": {**webhook_operation(schema={"$ref": "#/components/schemas/Event"}),
+        path: {"post": {**webhook_operation(schema=_any_event({"$ref": "#/components/schemas/Event"},
+                                                             {"$ref": "#/components/schemas/UnknownEvent"})),
                         "operationId": "receiveWebhook"}},
         "/healthz": {"get": {"operationId": "health", "summary": "Can the receiver take a "
                              "delivery (with a store: a write succeeds within 3 s)?",
@@ -82,12 +96,20 @@ def openapi_document(path: str = DEFAULT_PATH, *, trigger: bool = True) -> dict[
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "required": ["visitorToken"],
                 "properties": {"visitorToken": {"type": "string", "minLength": 1},
-                               "metadata": {"type": "array", "items": {"type": "object"}}}}}}},
+                               "metadata": {"type": ["array", "null"], "items": _TRIGGER_METADATA}}}}}},
             "responses": {"200": {"description": "the messages to show the visitor",
                                   "content": {"application/json": {"schema": {"type": "object"}}}},
+                          "204": {"description": "the handler had nothing to say: the visitor sees "
+                                                 "the trigger's fallback"},
+                          "504": {"description": "the handler did not answer in time: the visitor "
+                                                 "sees the fallback",
+                                  "content": {"application/json": {"schema": _ERROR}}},
                           **{status: {"description": text,
                                       "content": {"application/json": {"schema": _ERROR}}}
-                             for status, text in _REFUSALS.items() if status != "503"}},
+                             for status, text in _REFUSALS.items() if status != "503"},
+                          "404": {"description": "no @router.trigger handler is registered: the "
+                                                 "endpoint is not served",
+                                  "content": {"application/json": {"schema": _ERROR}}}},
         }}  # fmt: skip
     return {
         "openapi": "3.1.0",
@@ -96,6 +118,11 @@ def openapi_document(path: str = DEFAULT_PATH, *, trigger: bool = True) -> dict[
         "paths": paths,
         "components": {"schemas": components},
     }  # fmt: skip
+
+
+def _any_event(known: dict[str, Any], unknown: dict[str, Any] = _UNKNOWN_EVENT) -> dict[str, Any]:
+    """The request body: one of the nine known events, or an event of a type not known yet."""
+    return {"oneOf": [known, unknown]}
 
 
 def _rebased(node: Any) -> Any:

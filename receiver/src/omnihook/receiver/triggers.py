@@ -53,7 +53,9 @@ class TriggerService:
         token = document.get("visitorToken")
         if not isinstance(token, str) or not token:
             return _error(422, "contract_violation", "visitorToken: required, a non-empty string")
-        metadata = document.get("metadata") or []
+        metadata = document.get("metadata")
+        if metadata is None:
+            metadata = []
         if not isinstance(metadata, list) or not all(
             isinstance(m, dict) and _is_scalar(m.get("key")) and _is_scalar(_value(m))
             for m in metadata
