@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
+import platform
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from omnihook.contracts import json_schema, samples
@@ -25,6 +28,37 @@ def test_the_installed_command_lists_every_part() -> None:
     ).stdout
     for command in ("schema", "validate", "send", "send-test", "serve"):
         assert f"  {command} " in output
+
+
+def test_version_names_every_part_and_python() -> None:
+    code, out, _ = run("--version")
+    assert code == 0
+    parts = ["omnihook-contracts", "omnihook-store", "omnihook-sender", "omnihook-receiver"]
+    lines = out.splitlines()
+    assert lines[0] == f"omnihook {importlib.metadata.version('omnihook-contracts')}"
+    assert lines[1:5] == [f"  {part:<18}  {importlib.metadata.version(part)}" for part in parts]
+    assert lines[5].split() == [
+        "Python",
+        platform.python_version(),
+        f"({platform.python_implementation()},",
+        f"{sys.executable})",
+    ]
+
+
+def test_version_says_which_part_is_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.metadata.version
+
+    def without_sender(distribution: str) -> str:
+        if distribution == "omnihook-sender":
+            raise importlib.metadata.PackageNotFoundError(distribution)
+        return real(distribution)
+
+    monkeypatch.setattr(importlib.metadata, "version", without_sender)
+    code, out, _ = run("--version")
+    assert code == 0
+    lines = out.splitlines()
+    assert "  omnihook-sender     not installed" in lines
+    assert f"  omnihook-receiver   {real('omnihook-receiver')}" in lines
 
 
 def test_schema_of_a_type_by_any_name() -> None:

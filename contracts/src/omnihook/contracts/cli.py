@@ -2,7 +2,8 @@
 
 Each part registers its subcommands as ``click`` commands in the ``omnihook.commands`` entry-point
 group (the sender: ``send``, ``send-test``; the receiver: ``serve``), so installing only one part
-gives only its commands.
+gives only its commands. ``omnihook --version`` names every part with its version, or says that
+it is not installed.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import platform
 import sys
 from collections.abc import Iterator
+from importlib import metadata
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,10 @@ from .schema import json_schema
 __all__ = ["COMMAND_GROUP", "main", "root"]
 
 COMMAND_GROUP = "omnihook.commands"
+
+# The distributions of omnihook, all released with one version; any may be missing (a receiver
+# needs no sender).
+_PARTS = ("omnihook-contracts", "omnihook-store", "omnihook-sender", "omnihook-receiver")
 
 
 class _PartsGroup(click.Group):
@@ -48,8 +55,39 @@ class _PartsGroup(click.Group):
         return None
 
 
+def _installed_version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _version_report() -> str:
+    """``omnihook VERSION``, then each part with its version or "not installed", then Python."""
+    versions = {part: _installed_version(part) for part in _PARTS}
+    width = max(map(len, _PARTS))
+    lines = [f"omnihook {versions['omnihook-contracts'] or 'unknown'}"]
+    lines += [f"  {part:<{width}}  {versions[part] or 'not installed'}" for part in _PARTS]
+    python = f"{platform.python_version()} ({platform.python_implementation()}, {sys.executable})"
+    lines.append(f"  {'Python':<{width}}  {python}")
+    return "\n".join(lines)
+
+
+def _print_versions(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(_version_report())
+        ctx.exit()
+
+
 @click.group(cls=_PartsGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="omnihook-contracts", prog_name="omnihook")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_versions,
+    help="Show the version of each installed omnihook part and of Python, and exit.",
+)
 def root() -> None:
     """omnihook: Rocket.Chat Omnichannel webhooks, both ends of the wire."""
 
