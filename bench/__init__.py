@@ -1,1 +1,1 @@
-"""omnihook's benchmarks: ``uv run python -m bench`` (see the README for what it measures)."""
+"""omnihook's benchmarks: ``uv run python -m bench`` (see docs/performance.md for what it measures)."""

@@ -1,4 +1,4 @@
-"""The examples users copy must work as the README says."""
+"""The examples users copy must work as the README and the docs say."""
 
 from __future__ import annotations
 
@@ -44,11 +44,11 @@ def test_handlers_example_under_a_real_server_driven_by_the_send_chat_example(
     assert record["closed_by"] == "user"
 
 
-def test_the_readme_shows_the_kit_examples_as_they_are() -> None:
-    # The README's two kit examples are these files (which `uv run pytest` runs), minus the
-    # docstring: if one changes, the README must change with it.
-    readme = (ROOT / "README.md").read_text()
+def test_the_docs_show_the_kit_examples_as_they_are() -> None:
+    # The two kit examples of docs/testing.md are these files (which `uv run pytest` runs), minus
+    # the docstring: if one changes, the page must change with it.
+    page = (ROOT / "docs" / "testing.md").read_text()
     for name in ("test_handlers.py", "test_send_chat.py"):
         source = (ROOT / "examples" / name).read_text()
         body = source.split('"""', 2)[2].lstrip("\n")
-        assert f"```python\n{body}```" in readme, f"README.md does not show examples/{name}"
+        assert f"```python\n{body}```" in page, f"docs/testing.md does not show examples/{name}"
