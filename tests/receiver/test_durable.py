@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from omnihook.contracts import AnyEvent, EventType, samples
+from omnihook.contracts import AnyEvent, EventType, LivechatSessionStart, samples
 from omnihook.receiver import (
     TOKEN_HEADER,
     HandlerContext,
@@ -353,3 +353,47 @@ async def test_stopping_a_worker_hands_back_what_it_cannot_finish(
     second = Worker(store, fast_router, clock=clock, name="second")
     assert await second.drain() == 1
     assert (await store.events.get(event.id)).status == "done"  # type: ignore[union-attr]
+
+
+async def test_the_first_attempt_takes_the_model_the_request_parsed_and_a_retry_parses_again(
+    store: Store, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import omnihook.receiver.worker as worker_module
+
+    parses: list[bytes] = []
+    real_parse = worker_module.parse_event
+
+    def counting_parse(body: bytes) -> AnyEvent:
+        parses.append(body)
+        return real_parse(body)
+
+    monkeypatch.setattr(worker_module, "parse_event", counting_parse)
+    router = Router()
+    seen: list[AnyEvent] = []
+
+    @router.on_any
+    async def tag_then_fail_once(event: AnyEvent) -> None:
+        seen.append(event)
+        if len(seen) == 1:
+            assert isinstance(event, LivechatSessionStart)
+            event.tags = ["changed by the first attempt"]
+            raise ConnectionError("CRM unreachable")
+
+    policy = HandlingPolicy(attempts=3, initial_delay=10, jitter=0)
+    worker = Worker(store, router, policy=policy, clock=clock, name="reuse")
+    app = create_app(router, tokens=[TOKEN], store=store, run_worker=False)
+    app.state.endpoint.worker = worker  # the worker of this process, as serve runs it
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://r"
+    ) as client:
+        assert (await post(client, start_without_crm_data())).status_code == 200
+    assert await worker.drain() == 1
+    assert parses == []  # the request's model, not a second parse of the body
+    clock.now += 10
+    assert await worker.drain() == 1
+    assert len(parses) == 1  # the retry parsed the stored body again
+    assert seen[1] is not seen[0]
+    assert isinstance(seen[1], LivechatSessionStart)
+    assert seen[1].tags == start_without_crm_data().get("tags")  # not the first attempt's change
+    [event] = await store.events.find()
+    assert event.status == "done"

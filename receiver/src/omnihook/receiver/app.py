@@ -379,7 +379,7 @@ class _WebhookEndpoint:
             return self._store_unavailable(exc)
         METRICS.commit_accept.observe(time.perf_counter() - started)
         if self.worker is not None and not accepted.duplicate:
-            self.worker.wake()
+            self.worker.accepted(accepted.event_id, new_event.dedup_key, event)
         METRICS.event(event.type, duplicate=accepted.duplicate)
         if accepted.duplicate:
             logger.info(

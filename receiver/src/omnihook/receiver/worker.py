@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
-from omnihook.contracts import ContractError, parse_event
+from omnihook.contracts import AnyEvent, ContractError, parse_event
 from omnihook.store import ClaimedEvent, Finish, Store, StoreError, backoff_delay
 from omnihook.store.claims import ClaimLoop
 
@@ -31,7 +31,10 @@ from .timeline import is_stale, position_of
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
-__all__ = ["HandlingPolicy", "Worker"]
+__all__ = ["PARSED_KEPT", "HandlingPolicy", "Worker"]
+
+PARSED_KEPT = 4096
+"""How many events parsed by the request path a :class:`Worker` keeps for their first attempt."""
 
 logger = logging.getLogger("omnihook.worker")
 
@@ -111,9 +114,23 @@ class Worker(ClaimLoop[ClaimedEvent]):
         self.clock = clock
         self.rocketchat = rocketchat
         self._rng = rng or random.Random()
+        # Events the request path of this process parsed, by id, for their first attempt here:
+        # parsing a 50-message close again costs as much as accepting it did.
+        self._parsed: dict[int, tuple[str, AnyEvent]] = {}
         self.handled = 0
         """Attempts finished by this worker (any outcome)."""
         TRACING.refresh()
+
+    def accepted(self, event_id: int, dedup_key: str, event: AnyEvent) -> None:
+        """An event this process just stored (``event_id``, ``dedup_key``), parsed from its body:
+        the first attempt here uses it instead of parsing the body again; and :meth:`wake`. The
+        newest :data:`PARSED_KEPT` are kept (others, say those another process handles, are
+        forgotten)."""
+        parsed = self._parsed
+        parsed[event_id] = (dedup_key, event)
+        if len(parsed) > PARSED_KEPT:
+            del parsed[next(iter(parsed))]
+        self.wake()
 
     async def drain(self) -> int:
         """Handle everything that is due now, then return how many attempts were made (tests,
@@ -145,8 +162,13 @@ class Worker(ClaimLoop[ClaimedEvent]):
     async def _handle(self, claimed: ClaimedEvent, span: Span | None) -> None:
         started = self.clock()
         attempt = claimed.attempts + 1
+        # A retry parses again: handlers of the first attempt may have changed the model.
+        kept = self._parsed.pop(claimed.id, None)
         try:
-            event = parse_event(claimed.body)
+            if kept is not None and kept[0] == claimed.dedup_key and attempt == 1:
+                event = kept[1]
+            else:
+                event = parse_event(claimed.body)
         except ContractError as exc:  # accepted by an older contract; retrying cannot help
             if span is not None:
                 tracing.handling_outcome(span, "dead", str(exc))
