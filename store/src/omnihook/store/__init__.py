@@ -186,6 +186,7 @@ class Store:
     async def close(self) -> None:
         await self.events.close()
         await self.outbox.close()
+        await self.sql_crm.close()
         await self.database.close()
 
     async def __aenter__(self) -> Self:

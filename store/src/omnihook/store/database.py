@@ -9,15 +9,17 @@ one per thread, so several transactions (and several processes) proceed at once.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import errno
 import os
 import sqlite3
 import sys
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar
 
 from .config import StoreConfig
 from .errors import StoreError, StoreFailed, StoreRejected, StoreUnavailable
@@ -163,6 +165,10 @@ class SQLiteDatabase(Database):
         super().__init__(config)
         self._executor: ThreadPoolExecutor | None = None
         self._connection: sqlite3.Connection | None = None
+        # Units of work waiting for the database thread; see run().
+        self._pending: collections.deque[_Unit[Any]] = collections.deque()
+        self._pending_lock = threading.Lock()
+        self._draining = False
 
     async def open(self) -> None:
         if self._executor is not None:
@@ -209,22 +215,82 @@ class SQLiteDatabase(Database):
         executor.shutdown(wait=True)
 
     async def run(self, work: Callable[[Tx], T]) -> T:
-        return await self._call(lambda: self._transaction(work))
+        """Run ``work`` in a transaction on the database thread.
 
-    def _transaction(self, work: Callable[[Tx], T]) -> T:
-        if self._connection is None:
-            # Dropped after a read-only error (below): open the file again, as it is now.
-            self._connect()
+        Units queued while the thread is busy share its next transaction, each in a savepoint
+        of its own: a commit (an fsync) is the costly part of a small write, and the event
+        store, the worker's outcomes and the SQL CRM each commit often. A unit that fails for
+        its own sake (its data, a constraint, an error in its code) is rolled back alone, as if
+        it had run in a transaction of its own; a failure of the store (a full disk, a lock, a
+        read-only file) fails every unit of the transaction."""
+        executor = self._executor
+        if executor is None:
+            raise StoreError("the store is not open")
+        unit: _Unit[T] = _Unit(work, asyncio.get_running_loop())
+        with self._pending_lock:
+            self._pending.append(unit)
+            start, self._draining = not self._draining, True
+        if start:
+            try:
+                executor.submit(self._drain)
+            except RuntimeError:  # closed meanwhile
+                with self._pending_lock:
+                    self._pending.clear()
+                    self._draining = False
+                raise StoreError("the store is not open") from None
+        try:
+            return await unit.future
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise _sqlite_failure(self.config.display, exc) from exc
+
+    def _drain(self) -> None:
+        """On the database thread: run what is pending, a shared transaction at a time."""
+        while True:
+            with self._pending_lock:
+                if not self._pending:
+                    self._draining = False
+                    return
+                units = [self._pending.popleft() for _ in range(min(len(self._pending), 256))]
+            for unit, outcome in zip(units, self._transaction(units), strict=True):
+                unit.settle(outcome)
+
+    def _transaction(self, units: list[_Unit[Any]]) -> list[_Outcome]:
+        """Run ``units`` in one transaction; the outcome of each: ``(True, result)`` or
+        ``(False, exception)``."""
+        try:
+            if self._connection is None:
+                # Dropped after a read-only error (below): open the file again, as it is now.
+                self._connect()
+        except Exception as exc:
+            return [(False, exc)] * len(units)
         connection = self._connection
         assert connection is not None
         cursor = connection.cursor()
+        tx = Tx(cursor, "sqlite")
+        outcomes: list[_Outcome] = []
         try:
             # IMMEDIATE takes the write lock at once, so two processes never both read, then
             # both try to write (which SQLite would refuse to one of them).
             cursor.execute("BEGIN IMMEDIATE")
-            result = work(Tx(cursor, "sqlite"))
+            if len(units) == 1:  # alone: its failure is the transaction's
+                outcomes.append((True, units[0].work(tx)))
+            else:
+                for unit in units:
+                    cursor.execute("SAVEPOINT unit")
+                    try:
+                        result = unit.work(tx)
+                    except Exception as exc:
+                        if not _unit_at_fault(exc) or not connection.in_transaction:
+                            raise  # the store's failure, not the unit's: the whole round fails
+                        cursor.execute("ROLLBACK TO unit")
+                        outcomes.append((False, exc))
+                    else:
+                        outcomes.append((True, result))
+                    cursor.execute("RELEASE unit")
             cursor.execute("COMMIT")
-            return result
+            return outcomes
         except BaseException as exc:
             if connection.in_transaction:
                 connection.rollback()
@@ -233,7 +299,7 @@ class SQLiteDatabase(Database):
                 # connection stays so; a new one sees the file as it is now (made writable).
                 self._connection = None
                 connection.close()
-            raise
+            return [(False, exc)] * len(units)
         finally:
             with contextlib.suppress(sqlite3.ProgrammingError):  # closed just above
                 cursor.close()
@@ -259,6 +325,44 @@ _OS_CAUSES = {errno.EACCES: "permission missing", errno.EPERM: "permission missi
 # not Unicode). Integrity and binding errors are omnihook's own (a bug, a schema changed by hand).
 _SQLITE_REJECTED = (sqlite3.DataError, UnicodeError, OverflowError)
 _SQLITE_FAILED = (sqlite3.IntegrityError, sqlite3.InterfaceError)
+
+
+_Outcome = tuple[bool, Any]
+
+
+class _Unit(Generic[T]):
+    """A unit of work waiting for the SQLite thread, and the future its caller awaits."""
+
+    __slots__ = ("future", "loop", "work")
+
+    def __init__(self, work: Callable[[Tx], T], loop: asyncio.AbstractEventLoop) -> None:
+        self.work = work
+        self.loop = loop
+        self.future: asyncio.Future[T] = loop.create_future()
+
+    def settle(self, outcome: _Outcome) -> None:
+        """From the database thread: hand ``outcome`` to the caller's event loop."""
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting
+            self.loop.call_soon_threadsafe(self._set, outcome)
+
+    def _set(self, outcome: _Outcome) -> None:
+        if self.future.done():  # the caller stopped waiting (cancelled, timed out)
+            return
+        ok, value = outcome
+        if ok:
+            self.future.set_result(value)
+        else:
+            self.future.set_exception(value)
+
+
+def _unit_at_fault(exc: Exception) -> bool:
+    """Whether a unit's failure is its own (its data, a constraint, its code), so that the units
+    sharing its transaction may still commit; else the store failed (disk, lock, file)."""
+    if isinstance(exc, _SQLITE_REJECTED + _SQLITE_FAILED):
+        return True
+    if isinstance(exc, sqlite3.ProgrammingError):
+        return "binding" in str(exc)
+    return not isinstance(exc, sqlite3.Error | OSError)
 
 
 def _sqlite_code(exc: BaseException) -> int | None:

@@ -227,9 +227,18 @@ class EventStore:
             database.write_concurrency,
             isolate=one_item_may_be_at_fault,
         )
+        # Outcomes share commits too: a worker finishing one event per transaction made the
+        # commit (an fsync on SQLite) the limit of handling.
+        self._finishes: Batcher[tuple[ClaimedEvent, str, Finish], bool] = Batcher(
+            self._finish_batch,
+            max_batch,
+            database.write_concurrency,
+            isolate=one_item_may_be_at_fault,
+        )
 
     async def close(self) -> None:
         await self._accepts.close()
+        await self._finishes.close()
 
     # -- accepting ---------------------------------------------------------------------------
 
@@ -269,13 +278,18 @@ class EventStore:
 
     async def finish(self, event: ClaimedEvent, worker: str, result: Finish) -> bool:
         """Record an attempt's outcome; ``False`` if ``worker`` lost the lease meanwhile (the
-        outcome is then dropped: another worker has the event).
+        outcome is then dropped: another worker has the event). Concurrent calls share commits.
 
         Where the receiver's errors are recorded: the error text is masked here
         (:func:`~omnihook.store.redaction.redact`; a CRM may echo our headers back), before the
         transaction, which holds the write lock."""
         result = dataclasses.replace(result, error=redact_error(result.error))
-        return await self.database.run(lambda tx: _finish_in(tx, event, worker, result))
+        return await self._finishes.submit((event, worker, result))
+
+    async def _finish_batch(self, batch: list[tuple[ClaimedEvent, str, Finish]]) -> list[bool]:
+        return await self.database.run(
+            lambda tx: [_finish_in(tx, event, worker, result) for event, worker, result in batch]
+        )
 
     async def release(self, worker: str, ids: Iterable[int]) -> None:
         """Give back claimed events unhandled (shutdown): they become claimable at once."""

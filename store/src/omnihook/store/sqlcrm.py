@@ -8,7 +8,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from .batching import Batcher
 from .database import Database, Tx
+from .errors import one_item_may_be_at_fault
 from .keys import bounded_key
 
 __all__ = [
@@ -121,11 +123,30 @@ _CONTACT_FIELDS = (
 )
 
 
+@dataclass(frozen=True)
+class _Record:
+    contact: ContactRecord | None
+    conversation: ConversationRecord | None
+    messages: list[MessageRecord]
+    now: float
+
+
 class SqlCrm:
     """Reads and writes the SQL CRM tables."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, max_batch: int = 256) -> None:
         self.database = database
+        # Concurrent records share commits (each in order, as if alone): one commit per event
+        # made the SQL CRM, not handling, the limit of a worker.
+        self._records: Batcher[_Record, int | None] = Batcher(
+            self._record_batch,
+            max_batch,
+            database.write_concurrency,
+            isolate=one_item_may_be_at_fault,
+        )
+
+    async def close(self) -> None:
+        await self._records.close()
 
     async def record(
         self,
@@ -134,7 +155,8 @@ class SqlCrm:
         messages: list[MessageRecord],
         now: float,
     ) -> int | None:
-        """Upsert what an event shows, in one transaction; returns the contact's id.
+        """Upsert what an event shows, in one transaction (shared with concurrent calls);
+        returns the contact's id.
 
         Keys (contact key, email, room, message id) too long for an index are kept shortened
         (:func:`~omnihook.store.keys.bounded_key`).
@@ -153,7 +175,12 @@ class SqlCrm:
             dataclasses.replace(message, message_key=bounded_key(message.message_key))
             for message in messages
         ]
-        return await self.database.run(lambda tx: _record(tx, contact, conversation, messages, now))
+        return await self._records.submit(_Record(contact, conversation, messages, now))
+
+    async def _record_batch(self, batch: list[_Record]) -> list[int | None]:
+        return await self.database.run(
+            lambda tx: [_record(tx, r.contact, r.conversation, r.messages, r.now) for r in batch]
+        )
 
     async def contacts(self, limit: int = 50, search: str | None = None) -> list[ContactRow]:
         """Contacts, the most recently seen first; ``search`` matches name, email or phone."""
