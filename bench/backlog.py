@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import resource
+import os
 import socket
 import tempfile
 import time
@@ -22,6 +22,7 @@ from pathlib import Path
 from omnihook.sender import Sender
 from omnihook.store import favour_database_threads
 
+from .procs import peak_rss_mb
 from .sending import _workers
 
 
@@ -55,7 +56,8 @@ async def hold(pending: int, seconds: float) -> dict[str, float]:
         "pending": pending,
         "held": counts.get("pending", 0) + counts.get("sending", 0),
         "rss_mb": rss,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent through fork and exec.
+        "peak_rss_mb": peak_rss_mb(os.getpid()),
         "enqueued_per_second": pending / enqueue_seconds,
     }
 

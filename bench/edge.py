@@ -9,7 +9,7 @@ limit, uvicorn with zttp, Granian and Hypercorn, each under limits as close to
 
 - a 64 MiB header streamed in 1 MiB pieces while ``/healthz`` is asked on other connections;
 - a silent client, one trickling its head (a byte every 0.5 s), one whose body is shorter than
-  its Content-Length, one trickling its body; each watched for ``PROBE_SECONDS``.
+  its Content-Length, one trickling its body; each watched for ``Probes.seconds``.
 
 Whole processes under load vary by several percent from turn to turn on a shared machine; the
 guarded protocol's own cost per request, without that noise, is ``python -m bench.edge_micro``.
@@ -27,14 +27,25 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .edge_servers import LIMITS
-from .procs import free_port, peak_rss_mb, python_json, start_server, stop
+from .procs import free_port, launch, peak_rss_mb, python_json, stop, wait_ready
 from .servers import TOKEN
 
-__all__ = ["EdgeTarget", "edge_targets", "probe_hostile", "run_edge"]
+__all__ = ["PROBES", "EdgeTarget", "Probes", "edge_targets", "probe_hostile", "run_edge"]
 
-FLOOD_BYTES = 64 << 20
-PROBE_SECONDS = 6.0
 TRICKLE_EVERY = 0.5
+
+
+@dataclass(frozen=True)
+class Probes:
+    """How hard the hostile clients push."""
+
+    seconds: float = 6.0
+    """How long each slow client is watched."""
+    flood_bytes: int = 64 << 20
+    """The size of the flooding header."""
+
+
+PROBES = Probes()
 
 
 @dataclass(frozen=True)
@@ -87,47 +98,53 @@ def run_edge(
     concurrency: int,
     duration: float,
     rounds: int = 4,
+    warmup: float = 0.5,
+    probes: Probes = PROBES,
 ) -> dict[str, tuple[dict[str, dict[str, float]], dict[str, str | float]]]:
     """Load every target with each payload, then probe each with hostile clients.
 
     The servers run side by side and take turns: ``rounds`` rounds, each giving every target
-    ``duration / rounds`` seconds of load, so that a change in the machine's background load
-    weighs on all of them alike. Per target and payload: events/s over all its turns, the mean of
-    its turns' p50 and p99, the server's peak RSS after the loads; then the probes' outcomes.
+    ``duration / rounds`` seconds of load with each payload, so that a change in the machine's
+    background load weighs on all of them alike. Per target and payload: events/s over all its
+    turns, the mean of its turns' p50 and p99, the server's peak RSS after the loads; then the
+    probes' outcomes.
     A target that does not start is left out (and said so on stderr).
     """
     servers = {}
+    launched = []
     try:
-        for target in targets:
+        for target in targets:  # started together: they import side by side
             port = free_port()
+            launched.append((target, port, launch(target.command(port))))
+        for target, port, process in launched:
             try:
-                servers[target.key] = (port, start_server(target.command(port), port))
+                wait_ready(process, port)
+                servers[target.key] = (port, process)
             except RuntimeError as exc:
                 print(f"  {target.name}: {exc}", file=sys.stderr)
         turns: dict[str, dict[str, list[dict[str, float]]]] = {
             key: {p: [] for p in payloads} for key in servers
         }
-        for payload in payloads:
-            for _ in range(rounds):
-                for key, (port, _server) in servers.items():
-                    turns[key][payload].append(
-                        python_json("bench.load", f"http://127.0.0.1:{port}/rocketchat",
-                                    "--payload", payload, "--concurrency", str(concurrency),
-                                    "--duration", str(duration / rounds), "--warmup", "0.5",
-                                    "--token", TOKEN)
-                    )  # fmt: skip
+        for _ in range(rounds):
+            for key, (port, _server) in servers.items():
+                loads = python_json("bench.load", f"http://127.0.0.1:{port}/rocketchat",
+                                    *(f"--payload={payload}" for payload in payloads),
+                                    "--concurrency", str(concurrency), "--duration", str(duration / rounds),
+                                    "--warmup", str(warmup), "--token", TOKEN)  # fmt: skip
+                for payload in payloads:
+                    turns[key][payload].append(loads[payload])
         results = {}
         for key, (port, server) in servers.items():
             loads = {payload: _combine(turns[key][payload]) for payload in payloads}
             rss = peak_rss_mb(server.pid)
             for load in loads.values():
                 load["peak_rss_mb"] = rss
-            hostile = probe_hostile(port)
+            hostile = probe_hostile(port, probes)
             hostile["peak_rss_mb"] = peak_rss_mb(server.pid)
             results[key] = (loads, hostile)
     finally:
-        for _port, server in servers.values():
-            stop(server)
+        for _target, _port, process in launched:
+            stop(process)
     return results
 
 
@@ -144,11 +161,13 @@ def _combine(turns: list[dict[str, float]]) -> dict[str, float]:
     }
 
 
-def probe_hostile(port: int) -> dict[str, str | float]:
+def probe_hostile(port: int, probes: Probes = PROBES) -> dict[str, str | float]:
     """The outcome of each hostile client against the server on ``port``."""
     results: dict[str, str | float] = {}
     flood: dict[str, str] = {}
-    flooder = threading.Thread(target=lambda: flood.update(_flood(port)), daemon=True)
+    flooder = threading.Thread(
+        target=lambda: flood.update(_flood(port, probes.flood_bytes)), daemon=True
+    )
     flooder.start()
     healthz: list[float] = []
     while flooder.is_alive():
@@ -160,30 +179,31 @@ def probe_hostile(port: int) -> dict[str, str | float]:
     head = b"POST /rocketchat HTTP/1.1\r\nHost: bench\r\nX-Pad: " + b"p" * 64 + b"\r\n\r\n"
     body_head = (b"POST /rocketchat HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
                  b"X-RocketChat-Livechat-Token: %s\r\nContent-Length: 1000\r\n\r\n" % TOKEN.encode())  # fmt: skip
-    probes = {
+    scripts = {
         "silent": (b"", b""),
         "trickled head": (b"", head),
         "short body": (body_head + b'{"type":"Message"', b""),
         "trickled body": (body_head, b" " * 100),
     }
-    with ThreadPoolExecutor(len(probes)) as pool:
+    with ThreadPoolExecutor(len(scripts)) as pool:
         futures = {
-            name: pool.submit(_slow_client, port, *script) for name, script in probes.items()
+            name: pool.submit(_slow_client, port, *script, probes.seconds)
+            for name, script in scripts.items()
         }
         for name, future in futures.items():
             results[name] = future.result()
     return results
 
 
-def _flood(port: int) -> dict[str, str]:
-    """Stream a ``FLOOD_BYTES`` header; what the server answered, and when."""
+def _flood(port: int, flood_bytes: int) -> dict[str, str]:
+    """Stream a ``flood_bytes`` header; what the server answered, and when."""
     chunk = b"a" * (1 << 20)
     sent = 0
     started = time.perf_counter()
     with socket.create_connection(("127.0.0.1", port), timeout=120) as sock:
         try:
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: bench\r\nX-Big: ")
-            while sent < FLOOD_BYTES:
+            while sent < flood_bytes:
                 sock.sendall(chunk)
                 sent += len(chunk)
             sock.sendall(b"\r\n\r\n")
@@ -203,9 +223,9 @@ def _healthz_seconds(port: int) -> float:
     return time.perf_counter() - started
 
 
-def _slow_client(port: int, first: bytes, trickle: bytes) -> str:
+def _slow_client(port: int, first: bytes, trickle: bytes, seconds: float) -> str:
     """Send ``first``, then ``trickle`` a byte every ``TRICKLE_EVERY`` s; the server's answer (or
-    its close) and when, or that the connection was still open after ``PROBE_SECONDS``."""
+    its close) and when, or that the connection was still open after ``seconds``."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.settimeout(0.05)
         started = time.monotonic()
@@ -213,7 +233,7 @@ def _slow_client(port: int, first: bytes, trickle: bytes) -> str:
             sock.sendall(first)
         sent, due = 0, started + TRICKLE_EVERY
         received = b""
-        while (elapsed := time.monotonic() - started) < PROBE_SECONDS:
+        while (elapsed := time.monotonic() - started) < seconds:
             if sent < len(trickle) and time.monotonic() >= due:
                 with contextlib.suppress(OSError):  # the server may have closed already
                     sock.send(trickle[sent : sent + 1])
@@ -227,7 +247,7 @@ def _slow_client(port: int, first: bytes, trickle: bytes) -> str:
             if not chunk:
                 return f"{_status(received) or 'closed'} at {elapsed:.1f} s"
             received += chunk
-        return f"open at {PROBE_SECONDS:g} s" + (f" ({_status(received)})" if received else "")
+        return f"open at {seconds:g} s" + (f" ({_status(received)})" if received else "")
 
 
 def _read_until_closed(sock: socket.socket, timeout: float) -> bytes:

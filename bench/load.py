@@ -1,10 +1,12 @@
 """A small, fast HTTP/1.1 load generator (its own process): keep-alive connections, each sending
 the next request as soon as the previous answer is read, for a fixed time.
 
-    python -m bench.load URL --payload message|close --concurrency 64 --duration 10 --token T
+    python -m bench.load URL --payload message [--payload close] --concurrency 64 --duration 10 --token T
 
 Bodies are distinct (a counter inside the message, see ``bench.payloads``), so a store never sees
-a duplicate. Prints one JSON line: requests, errors, seconds, latency percentiles.
+a duplicate. Each payload in turn: a warm-up, then the measured load. Prints one JSON line, an
+object whose keys are the payloads: requests, errors, seconds, latency percentiles of each (and,
+with ``--pid``, the server's peak RSS once that payload's load ended).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 from urllib.parse import urlsplit
 
 from .payloads import PAYLOADS, Payload
+from .procs import peak_rss_mb
 
 
 async def _connection(host: str, port: int, path: str, token: str, payload: Payload, offset: int,
@@ -41,6 +44,16 @@ async def _connection(host: str, port: int, path: str, token: str, payload: Payl
                 errors.append(int(status_line[9:12]))
     finally:
         writer.close()
+
+
+async def _runs(url: str, payloads: list[str], concurrency: int, duration: float, token: str,
+                warmup: float, pid: int | None) -> dict[str, dict[str, float]]:  # fmt: skip
+    results = {}
+    for key in payloads:
+        results[key] = await _run(url, PAYLOADS[key], concurrency, duration, token, warmup)
+        if pid is not None:
+            results[key]["peak_rss_mb"] = peak_rss_mb(pid)
+    return results
 
 
 async def _run(
@@ -79,11 +92,12 @@ async def _run(
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("url")
-    parser.add_argument("--payload", choices=sorted(PAYLOADS), default="message")
+    parser.add_argument("--payload", choices=sorted(PAYLOADS), action="append")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--token", default="")
+    parser.add_argument("--pid", type=int, help="The server's: adds its peak RSS so far (MiB).")
     args = parser.parse_args()
     try:
         import uvloop
@@ -91,20 +105,9 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
-    print(
-        json.dumps(
-            asyncio.run(
-                _run(
-                    args.url,
-                    PAYLOADS[args.payload],
-                    args.concurrency,
-                    args.duration,
-                    args.token,
-                    args.warmup,
-                )
-            )
-        )
-    )
+    runs = _runs(args.url, args.payload or ["message"], args.concurrency, args.duration,
+                 args.token, args.warmup, args.pid)  # fmt: skip
+    print(json.dumps(asyncio.run(runs)))
 
 
 if __name__ == "__main__":
