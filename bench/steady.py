@@ -77,12 +77,17 @@ class _Connection:
         self.writer.close()
 
 
+IDLE_LIMIT = 4.0
+"""Seconds a connection may sit idle before the pool drops it instead of reusing it: below the
+server's keep-alive timeout (5 s), after which a reused connection would be found closed."""
+
+
 class _Pool:
     """Keep-alive connections, opened as needed up to ``limit``."""
 
     def __init__(self, host: str, port: int, limit: int) -> None:
         self.host, self.port, self.limit = host, port, limit
-        self.idle: list[_Connection] = []
+        self.idle: list[tuple[_Connection, float]] = []
         self.open = self.most = 0
         self.freed = asyncio.Event()
 
@@ -90,8 +95,12 @@ class _Pool:
         while not self.idle and self.open >= self.limit:
             self.freed.clear()
             await self.freed.wait()
-        if self.idle:
-            return self.idle.pop()
+        while self.idle:
+            connection, released = self.idle.pop()
+            if time.monotonic() - released < IDLE_LIMIT:
+                return connection
+            connection.close()
+            self.open -= 1
         self.open += 1
         self.most = max(self.most, self.open)
         try:
@@ -106,11 +115,11 @@ class _Pool:
             connection.close()
             self.open -= 1
         else:
-            self.idle.append(connection)
+            self.idle.append((connection, time.monotonic()))
         self.freed.set()
 
     def close(self) -> None:
-        for connection in self.idle:
+        for connection, _ in self.idle:
             connection.close()
 
 
