@@ -70,7 +70,8 @@ def message(room: str, n: int) -> dict[str, Any]:
 class OmnihookProcess:
     """``omnihook ARGS`` in ``cwd``; ready when ``/healthz`` answers (when given a port), or,
     for ``omnihook worker``, once it has logged its start (a worker still importing would miss
-    a short test's events)."""
+    a short test's events). ``executable``: another installation's ``omnihook``, which then runs
+    with ``env`` alone (nothing inherited from this process)."""
 
     def __init__(
         self,
@@ -79,11 +80,14 @@ class OmnihookProcess:
         env: dict[str, str],
         port: int | None = None,
         preexec_fn: Callable[[], None] | None = None,
+        executable: str = OMNIHOOK,
     ) -> None:
         self.args = args
         self.preexec_fn = preexec_fn
         self.cwd = cwd
-        self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("OMNIHOOK_")}, **env}
+        self.executable = executable
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("OMNIHOOK_")}
+        self.env = {**(inherited if executable == OMNIHOOK else {}), **env}
         self.port = port
         self.process: subprocess.Popen[str] | None = None
         self.log = cwd / f"{args[0]}-{port or 'x'}-{time.time_ns()}.log"
@@ -91,7 +95,7 @@ class OmnihookProcess:
     def start(self) -> OmnihookProcess:
         handle = self.log.open("w")
         self.process = subprocess.Popen(
-            [OMNIHOOK, *self.args],
+            [self.executable, *self.args],
             cwd=self.cwd,
             env=self.env,
             stdout=handle,

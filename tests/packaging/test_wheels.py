@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import tarfile
-import time
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +30,7 @@ from packaging.version import Version
 from omnihook.contracts import TOKEN_HEADER, samples
 
 from ..conftest import free_port
+from ..processes import OmnihookProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 VERSION = (ROOT / "VERSION").read_text(encoding="utf-8").strip()
@@ -239,40 +239,24 @@ def test_the_installed_parts_run_outside_the_workspace(full_venv: Path, tmp_path
 def serving(venv: Path, cwd: Path) -> Iterator[str]:
     """``omnihook serve`` of ``venv`` in ``cwd`` on a free loopback port, until it answers
     /healthz; then stopped with SIGTERM, which it must obey at once, shutting down cleanly.
-    Yields the base URL; its output is in ``cwd / "serve.log"``."""
+    Yields the base URL; its output is in ``cwd / "serve-PORT-….log"`` (:func:`serve_log`)."""
     port = free_port()
-    log = cwd / "serve.log"
-    with log.open("w") as handle:
-        process = subprocess.Popen(
-            [str(venv / "bin" / "omnihook"), "serve", "--port", str(port)],
-            cwd=cwd, env=ENV, stdout=handle, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    server = OmnihookProcess(["serve", "--port", str(port)], cwd, ENV, port=port,
+                             executable=str(venv / "bin" / "omnihook")).start()  # fmt: skip
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"serve exited {process.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"serve not ready within 30 s:\n{log.read_text()}")
-            time.sleep(0.1)
-        yield base
+        yield f"http://127.0.0.1:{port}"
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            raise AssertionError(f"serve ignored SIGTERM for 15 s:\n{log.read_text()}") from None
+        server.stop()  # SIGTERM, then SIGKILL after 15 s
+    log = server.output()
     # uvicorn shuts down gracefully, then ends by the signal it caught (as systemd expects).
-    assert process.returncode in (0, -signal.SIGTERM), log.read_text()
-    assert "Application shutdown complete" in log.read_text(), log.read_text()
+    assert server.process is not None
+    assert server.process.returncode in (0, -signal.SIGTERM), log
+    assert "Application shutdown complete" in log, log
+
+
+def serve_log(cwd: Path) -> str:
+    [log] = cwd.glob("serve-*.log")
+    return log.read_text()
 
 
 def test_serve_from_the_wheels_answers_send_test(full_venv: Path, tmp_path: Path) -> None:
@@ -280,7 +264,7 @@ def test_serve_from_the_wheels_answers_send_test(full_venv: Path, tmp_path: Path
         sent = run(full_venv / "bin" / "omnihook", "send-test", f"{base}/rocketchat", cwd=tmp_path)
     assert sent.stdout.strip() == "It works"
     assert "token: from ./omnihook.token" in sent.stderr  # the token serve generated
-    assert "Send Test sample received" in (tmp_path / "serve.log").read_text()
+    assert "Send Test sample received" in serve_log(tmp_path)
 
 
 def test_a_receiver_only_install(receiver_venv: Path, tmp_path: Path) -> None:
@@ -308,4 +292,4 @@ def test_a_receiver_only_install(receiver_venv: Path, tmp_path: Path) -> None:
             f"{base}/rocketchat", json=samples.send_test_sample(), headers={TOKEN_HEADER: token}
         )
     assert (answer.status_code, answer.json()) == (200, {"ok": True})
-    assert "Send Test sample received" in (tmp_path / "serve.log").read_text()
+    assert "Send Test sample received" in serve_log(tmp_path)
