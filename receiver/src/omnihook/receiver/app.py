@@ -54,7 +54,7 @@ from .rest import RocketChatApi
 from .router import HandlerContext, HandlerFailures, Router
 from .triggers import TriggerService
 from .verification import TOKEN_HEADER, TokenCheck, TokenVerifier
-from .worker import HandlingPolicy, Worker
+from .worker import DEFAULT_CONCURRENCY, HandlingPolicy, Worker
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
@@ -86,7 +86,7 @@ def create_app(
     store: Store | str | None = None,
     run_worker: bool = True,
     handling: HandlingPolicy | None = None,
-    worker_concurrency: int = 8,
+    worker_concurrency: int = DEFAULT_CONCURRENCY,
     shutdown_grace: float = 10.0,
     rocketchat: RocketChatApi | None = None,
     trigger_path: str | None = None,

@@ -43,6 +43,7 @@ from .ops.alerts import CONDITIONS, AlertRules, AlertTarget, target_from
 from .ops.breaker import CircuitPolicy
 from .reconcile import ReconcileLoop, WebhookSwitches, parse_duration
 from .rest import RocketChatApi
+from .worker import DEFAULT_CONCURRENCY
 
 __all__ = [
     "AlertBlock",
@@ -84,7 +85,7 @@ class ReceiverSettings(_Block):
     store: str | None = DEFAULT_STORE_URL
     """``None`` (``store = false`` in the file) for inline mode."""
     max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, ge=1)
-    concurrency: int = Field(8, ge=1)
+    concurrency: int = Field(DEFAULT_CONCURRENCY, ge=1)
     max_attempts: int = Field(8, ge=1)
     max_age: float = Field(86400.0, gt=0)
     handler_timeout: float = Field(60.0, gt=0)

@@ -46,7 +46,7 @@ from .reconcile import ReconcileLoop
 from .rest import RocketChatApi
 from .router import Router
 from .tuning import tune_process
-from .worker import HandlingPolicy, Worker
+from .worker import DEFAULT_CONCURRENCY, HandlingPolicy, Worker
 
 __all__ = ["DEFAULT_TOKEN_FILE", "inspect", "load_app_target", "resolve_tokens", "serve", "worker"]
 
@@ -138,7 +138,7 @@ def _handling_options(func: F) -> F:
     options = [
         click.option(
             "--concurrency",
-            default=8,
+            default=DEFAULT_CONCURRENCY,
             show_default=True,
             type=click.IntRange(min=1),
             help="Events handled at once (of different rooms).",

@@ -31,7 +31,13 @@ from .timeline import is_stale, position_of
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
-__all__ = ["PARSED_KEPT", "HandlingPolicy", "Worker"]
+__all__ = ["DEFAULT_CONCURRENCY", "PARSED_KEPT", "HandlingPolicy", "Worker"]
+
+DEFAULT_CONCURRENCY = 32
+"""Events a :class:`Worker` handles at once (of different rooms), unless told otherwise. Outcomes
+and SQL CRM records of events in flight share commits, so more in flight is cheaper per event:
+one ``omnihook serve`` on SQLite held 500 events/s with a p99 of 17 to 21 ms at 32 (four 30 to
+60 s runs), and 11 to 156 ms at 8, where a backlog, once formed, drained slowly."""
 
 PARSED_KEPT = 4096
 """How many events parsed by the request path a :class:`Worker` keeps for their first attempt."""
@@ -92,7 +98,7 @@ class Worker(ClaimLoop[ClaimedEvent]):
         router: Router,
         *,
         policy: HandlingPolicy | None = None,
-        concurrency: int = 8,
+        concurrency: int = DEFAULT_CONCURRENCY,
         lease: float = 30.0,
         poll_interval: float = 0.5,
         clock: Callable[[], float] = time.time,

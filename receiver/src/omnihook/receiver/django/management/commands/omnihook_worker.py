@@ -11,7 +11,7 @@ from omnihook.store import Store
 
 from ....cli import _run_worker
 from ....ops.logs import configure_logging
-from ....worker import HandlingPolicy
+from ....worker import DEFAULT_CONCURRENCY, HandlingPolicy
 from ...view import omnihook_settings
 
 
@@ -19,7 +19,7 @@ class Command(BaseCommand):
     help = "Handle the events the webhook view stored (settings.OMNIHOOK['STORE']), until stopped."
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("--concurrency", type=int, default=8)
+        parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
         parser.add_argument("--grace", type=float, default=10.0)
 
     def handle(self, *args: Any, **options: Any) -> None:
