@@ -2,7 +2,8 @@
 
 Both backends use their blocking driver (sqlite3, psycopg) on dedicated threads, so the SQL of the
 stores is written once. SQLite has one connection on one thread (SQLite serialises writers
-anyway; WAL lets other processes read and queue for writes). PostgreSQL has a pool of connections,
+anyway; WAL lets other processes read and queue for writes), and the units of work queued meanwhile
+share a transaction (see :meth:`SQLiteDatabase.run`). PostgreSQL has a pool of connections,
 one per thread, so several transactions (and several processes) proceed at once.
 """
 
@@ -253,7 +254,11 @@ class SQLiteDatabase(Database):
                     self._draining = False
                     return
                 units = [self._pending.popleft() for _ in range(min(len(self._pending), 256))]
-            for unit, outcome in zip(units, self._transaction(units), strict=True):
+            try:
+                outcomes = self._transaction(units)
+            except BaseException as exc:  # never leave a caller waiting
+                outcomes = [(False, exc)] * len(units)
+            for unit, outcome in zip(units, outcomes, strict=True):
                 unit.settle(outcome)
 
     def _transaction(self, units: list[_Unit[Any]]) -> list[_Outcome]:
