@@ -31,6 +31,7 @@ from omnihook.store.database import Tx
 
 from .payloads import encode
 from .procs import ROOT, free_port, peak_rss_mb, python_json, start_server, stop
+from .stats import percentile_ms
 from .steady import chats_needed
 
 __all__ = ["ChatPool", "run_end_to_end", "run_steady", "search_steady", "steady_ok"]
@@ -81,17 +82,13 @@ async def _wait_until_handled(store_url: str, started: float) -> dict[str, float
 
         delays, last_finished, conversations = await store.database.run(read)
     done = len(delays)
-
-    def percentile(q: float) -> float:
-        return delays[min(done - 1, int(q * done))] * 1000
-
     return {
         "events": done,
         "dead": counts["dead"],
         "conversations": conversations,
         "per_second": done / (last_finished - started),
-        "p50_ms": percentile(0.50),
-        "p99_ms": percentile(0.99),
+        "p50_ms": percentile_ms(delays, 0.50),
+        "p99_ms": percentile_ms(delays, 0.99),
     }
 
 
@@ -161,8 +158,8 @@ def run_steady(
         "unhandled": sum(1 for delay in delays if delay == math.inf),
         "duplicates": duplicates,
         "conversations": conversations,
-        "p50_ms": _percentile(delays, 0.50) * 1000,
-        "p99_ms": _percentile(delays, 0.99) * 1000,
+        "p50_ms": percentile_ms(delays, 0.50),
+        "p99_ms": percentile_ms(delays, 0.99),
         "max_ms": (delays[-1] if delays else 0.0) * 1000,
     }
     return result
@@ -228,7 +225,3 @@ async def _finished(store_url: str, drain: float) -> tuple[dict[str, float | Non
             return finished, int(conversations)
 
         return await store.database.run(read)
-
-
-def _percentile(values: list[float], q: float) -> float:
-    return values[min(len(values) - 1, int(q * len(values)))] if values else 0.0

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from .payloads import PAYLOADS, Payload
 from .procs import peak_rss_mb
+from .stats import percentile_ms
 
 
 async def _connection(host: str, port: int, path: str, token: str, payload: Payload, offset: int,
@@ -73,19 +74,13 @@ async def _run(
                                        start + duration, latencies, errors) for i in range(concurrency)))  # fmt: skip
     elapsed = time.perf_counter() - start
     latencies.sort()
-
-    def percentile(q: float) -> float:
-        return (
-            latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000 if latencies else 0.0
-        )
-
     return {
         "requests": len(latencies),
         "errors": len(errors),
         "seconds": elapsed,
         "per_second": len(latencies) / elapsed,
-        "p50_ms": percentile(0.50),
-        "p99_ms": percentile(0.99),
+        "p50_ms": percentile_ms(latencies, 0.50),
+        "p99_ms": percentile_ms(latencies, 0.99),
     }
 
 

@@ -27,6 +27,8 @@ from collections import deque
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .stats import percentile_ms
+
 __all__ = ["ROOM_GAP", "chats_needed", "play", "read_pool"]
 
 ROOM_GAP = 1.0
@@ -123,10 +125,6 @@ class _Pool:
             connection.close()
 
 
-def _percentile(values: list[float], q: float) -> float:
-    return values[min(len(values) - 1, int(q * len(values)))] if values else 0.0
-
-
 async def play(url: str, chats: list[Chat], rate: float, seconds: float, warmup: float,
                token: str, connections: int) -> tuple[dict[str, float], list[tuple[str, float, int]]]:  # fmt: skip
     """Post the pool's events at ``rate`` for ``warmup + seconds``; the summary and, per
@@ -186,11 +184,11 @@ async def play(url: str, chats: list[Chat], rate: float, seconds: float, warmup:
         "lanes": lanes,
         "connections": pool.most,
         "short": short,
-        "lag_p50_ms": _percentile(lags, 0.50) * 1000,
-        "lag_p99_ms": _percentile(lags, 0.99) * 1000,
+        "lag_p50_ms": percentile_ms(lags, 0.50),
+        "lag_p99_ms": percentile_ms(lags, 0.99),
         "lag_max_ms": (lags[-1] if lags else 0.0) * 1000,
-        "answer_p50_ms": _percentile(latencies, 0.50) * 1000,
-        "answer_p99_ms": _percentile(latencies, 0.99) * 1000,
+        "answer_p50_ms": percentile_ms(latencies, 0.50),
+        "answer_p99_ms": percentile_ms(latencies, 0.99),
     }
     return summary, sent
 
