@@ -101,3 +101,54 @@ async def test_dead_letters_list_retry_and_purge(store: Store) -> None:
     assert await store.outbox.get(entry_id) is None
     assert await store.outbox.attempts(entry_id) == []
     assert (await store.outbox.counts())["done"] == 0
+
+
+async def test_outcomes_recorded_together_keep_each_delivery_apart(store: Store) -> None:
+    # Concurrent records share one statement per step: each row must still get its own values,
+    # a lost lease must drop only its own outcome, and one room's last answer must win.
+    for n in range(6):
+        await store.outbox.put(item(f"b{n}", room=f"R{n % 3}" if n < 5 else None))
+    first = await store.outbox.claim("d", 10, 30, now=100)  # b0, b1, b2, b5 (one per room)
+    assert [e.body for e in first] == [b"b0", b"b1", b"b2", b"b5"]
+    b0, b1, b2, b5 = first
+    outcomes = await asyncio.gather(
+        store.outbox.record(b0, "d", attempt(200, at=101), "done", 101, '{"n":0}'),
+        store.outbox.record(b1, "d", attempt(503, at=102), "failed", 160, "busy"),
+        store.outbox.record(b2, "someone else", attempt(200, at=103), "done", 103, "x"),
+        store.outbox.record(b5, "d", attempt(None, at=104, error="refused"), "dead", 104, None),
+    )
+    assert outcomes == [True, True, False, True]
+    states = {e.id: e for e in await store.outbox.find(limit=10)}
+    assert (states[b0.id].status, states[b0.id].last_status, states[b0.id].finished_at) == (
+        "done",
+        200,
+        pytest.approx(101.01),
+    )
+    assert (states[b1.id].status, states[b1.id].next_attempt_at, states[b1.id].finished_at) == (
+        "failed",
+        160,
+        None,
+    )
+    assert (states[b2.id].status, states[b2.id].attempts) == ("sending", 0)  # lease not held
+    assert (states[b5.id].status, states[b5.id].last_error) == ("dead", "refused")
+    assert [a.number for a in await store.outbox.attempts(b1.id)] == [1]
+    assert await store.outbox.attempts(b2.id) == []
+    # The room's next delivery (b3 after b0) answers too: the newer answer is the crmData.
+    [b3] = [e for e in await store.outbox.claim("d", 10, 30, now=105) if e.body == b"b3"]
+    await store.outbox.record(b3, "d", attempt(200, at=106), "done", 106, '{"n":3}')
+    assert await store.outbox.crm_data(URL, "R0") == '{"n":3}'
+
+
+async def test_the_same_delivery_twice_in_one_batch_counts_once(store: Store) -> None:
+    await store.outbox.put(item("ahead", room="R0"))
+    await store.outbox.put(item("twice"))
+    ahead, entry = await store.outbox.claim("d", 10, 30, now=100)
+    # The first record runs alone; the two that wait for it share the next batch.
+    outcomes = await asyncio.gather(
+        store.outbox.record(ahead, "d", attempt(200), "done", 100, "ahead"),
+        store.outbox.record(entry, "d", attempt(200), "done", 100, "first"),
+        store.outbox.record(entry, "d", attempt(200), "done", 100, "second"),
+    )
+    assert outcomes == [True, True, False]
+    assert [a.number for a in await store.outbox.attempts(entry.id)] == [1]
+    assert (await store.outbox.get(entry.id)).response_text == "first"  # type: ignore[union-attr]

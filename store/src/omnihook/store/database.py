@@ -84,11 +84,25 @@ class Tx:
         then scans every active row; PostgreSQL's planner has statistics and needs no hint."""
         return f" INDEXED BY {index}" if self.dialect == "sqlite" else ""
 
+    def typed(self, kind: Literal["time", "integer", "text"]) -> str:
+        """A placeholder whose value has a type: PostgreSQL types a ``VALUES`` column of NULL
+        parameters as text, which a number column refuses; SQLite keeps each value's own type.
+
+        >>> Tx(None, "postgresql").typed("time")
+        'CAST(? AS DOUBLE PRECISION)'
+        """
+        if self.dialect == "sqlite":
+            return "?"
+        return f"CAST(? AS {_POSTGRES_TYPES[kind]})"
+
     @property
     def for_update(self) -> str:
         """What to append to a read that the transaction will write back (SQLite's write lock,
         taken at BEGIN IMMEDIATE, already covers it)."""
         return " FOR UPDATE" if self.dialect == "postgresql" else ""
+
+
+_POSTGRES_TYPES = {"time": "DOUBLE PRECISION", "integer": "BIGINT", "text": "TEXT"}
 
 
 def placeholders(values: Sequence[Any]) -> str:

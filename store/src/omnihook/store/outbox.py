@@ -162,12 +162,15 @@ class OutboxStore:
             ids = [int(row[0]) for row in rows]
             if not ids:
                 return []
-            tx.execute(
-                "UPDATE outbox SET status = 'sending', lease_owner = ?, lease_expires_at = ? "
-                f"WHERE id IN ({_marks(ids)})",
-                (owner, now + lease, *ids),
+            # RETURNING hands back the rows as updated: no second read of the bodies.
+            claimed = _entries(
+                tx.execute(
+                    "UPDATE outbox SET status = 'sending', lease_owner = ?, lease_expires_at = ? "
+                    f"WHERE id IN ({_marks(ids)}) RETURNING {_COLUMNS}",
+                    (owner, now + lease, *ids),
+                )
             )
-            return _entries(tx, f"WHERE id IN ({_marks(ids)}) ORDER BY id", ids)
+            return sorted(claimed, key=lambda entry: entry.id)  # RETURNING's order is not promised
 
         return await self.database.run(work)
 
@@ -212,7 +215,11 @@ class OutboxStore:
 
     async def _record_batch(self, batch: list[_Outcome]) -> list[bool]:
         def work(tx: Tx) -> list[bool]:
-            return [_record(tx, outcome) for outcome in batch]
+            if len({outcome.entry.id for outcome in batch}) < len(batch):
+                # One delivery twice (a lease lost and taken again): statement by statement,
+                # so that only the first outcome that holds the lease counts.
+                return [_record_batch(tx, [outcome]) == [True] for outcome in batch]
+            return _record_batch(tx, batch)
 
         return await self.database.run(work)
 
@@ -233,7 +240,9 @@ class OutboxStore:
         return await self.database.run(work)
 
     async def get(self, entry_id: int) -> OutboxEntry | None:
-        entries = await self.database.run(lambda tx: _entries(tx, "WHERE id = ?", [entry_id]))
+        entries = await self.database.run(
+            lambda tx: _select_entries(tx, "WHERE id = ?", [entry_id])
+        )
         return entries[0] if entries else None
 
     async def attempts(self, entry_id: int) -> list[OutboxAttempt]:
@@ -257,7 +266,7 @@ class OutboxStore:
         """The newest deliveries first, optionally of one status and/or room."""
         where, params = LeasedTable.filters(status, room_id)
         return await self.database.run(
-            lambda tx: _entries(tx, f"{where} ORDER BY id DESC LIMIT ?", [*params, limit])
+            lambda tx: _select_entries(tx, f"{where} ORDER BY id DESC LIMIT ?", [*params, limit])
         )
 
     async def counts(self) -> dict[str, int]:
@@ -337,38 +346,85 @@ class _Outcome:
     response_text: str | None
 
 
-def _record(tx: Tx, outcome: _Outcome) -> bool:
-    entry, attempt, status = outcome.entry, outcome.attempt, outcome.status
-    finished = attempt.started_at + attempt.elapsed
-    updated = tx.execute(
-        """UPDATE outbox SET status = ?, attempts = attempts + 1, next_attempt_at = ?,
-               lease_owner = NULL, lease_expires_at = NULL, last_status = ?, last_error = ?,
-               response_text = ?, finished_at = ?
-           WHERE id = ? AND lease_owner = ? AND status = 'sending'""",
-        (status, outcome.next_attempt_at, attempt.status, attempt.error, outcome.response_text,
-         finished if status != "failed" else None, entry.id, outcome.owner),
-    ).rowcount  # fmt: skip
-    if updated != 1:
-        return False
-    tx.execute(
-        "INSERT INTO outbox_attempts (outbox_id, number, started_at, elapsed, status, error) "
-        "VALUES (?, (SELECT COALESCE(MAX(number), 0) + 1 FROM outbox_attempts "
-        "WHERE outbox_id = ?), ?, ?, ?, ?)",
-        (entry.id, entry.id, attempt.started_at, attempt.elapsed, attempt.status, attempt.error),
-    )
-    if status == "done" and entry.room_id is not None and outcome.response_text is not None:
+def _record_batch(tx: Tx, batch: list[_Outcome]) -> list[bool]:
+    """Record a batch of outcomes (each of a different delivery) in three statements, however
+    many: on PostgreSQL each statement is a round trip, on SQLite a pass through the driver."""
+    time, number, text = tx.typed("time"), tx.typed("integer"), tx.typed("text")
+    values: list[Any] = []
+    for outcome in batch:
+        attempt = outcome.attempt
+        finished = attempt.started_at + attempt.elapsed
+        values += [outcome.entry.id, outcome.owner, outcome.status, outcome.next_attempt_at,
+                   attempt.status, attempt.error, outcome.response_text,
+                   finished if outcome.status != "failed" else None]  # fmt: skip
+    row = f"({number}, {text}, {text}, {time}, {number}, {text}, {text}, {time})"
+    updated = {
+        int(found[0])
+        for found in tx.execute(
+            "WITH v (id, owner, status, next_attempt_at, last_status, last_error, response_text, "
+            f"finished_at) AS (VALUES {', '.join([row] * len(batch))}) "
+            """UPDATE outbox SET status = v.status, attempts = outbox.attempts + 1,
+                   next_attempt_at = v.next_attempt_at, lease_owner = NULL,
+                   lease_expires_at = NULL, last_status = v.last_status,
+                   last_error = v.last_error, response_text = v.response_text,
+                   finished_at = v.finished_at
+               FROM v
+               WHERE outbox.id = v.id AND outbox.lease_owner = v.owner
+                 AND outbox.status = 'sending'
+               RETURNING outbox.id""",
+            values,
+        ).fetchall()
+    }
+    recorded = [outcome for outcome in batch if outcome.entry.id in updated]
+    if recorded:
+        attempts: list[Any] = []
+        for outcome in recorded:
+            attempt = outcome.attempt
+            attempts += [outcome.entry.id, attempt.started_at, attempt.elapsed, attempt.status,
+                         attempt.error]  # fmt: skip
+        # The number continues the delivery's history: a manual retry resets ``attempts``.
         tx.execute(
-            """INSERT INTO outbox_crm_data (url, room_id, response_text, updated_at)
-               VALUES (?, ?, ?, ?)
-               ON CONFLICT (url, room_id) DO UPDATE SET
-                   response_text = excluded.response_text, updated_at = excluded.updated_at""",
-            (entry.url, entry.room_id, outcome.response_text, finished),
+            "WITH v (outbox_id, started_at, elapsed, status, error) AS (VALUES "
+            + ", ".join([f"({number}, {time}, {time}, {number}, {text})"] * len(recorded))
+            + """) INSERT INTO outbox_attempts (outbox_id, number, started_at, elapsed, status,
+                                                error)
+                 SELECT v.outbox_id,
+                        (SELECT COALESCE(MAX(a.number), 0) + 1 FROM outbox_attempts AS a
+                         WHERE a.outbox_id = v.outbox_id),
+                        v.started_at, v.elapsed, v.status, v.error
+                 FROM v""",
+            attempts,
         )
-    return True
+    # A done room delivery's answer becomes the room's crmData; within the batch the last wins.
+    crm_data: dict[tuple[str, str], list[Any]] = {}
+    for outcome in recorded:
+        entry = outcome.entry
+        if (
+            outcome.status == "done"
+            and entry.room_id is not None
+            and outcome.response_text is not None
+        ):
+            attempt = outcome.attempt
+            crm_data[entry.url, entry.room_id] = [entry.url, entry.room_id, outcome.response_text,
+                                                  attempt.started_at + attempt.elapsed]  # fmt: skip
+    if crm_data:
+        tx.execute(
+            "INSERT INTO outbox_crm_data (url, room_id, response_text, updated_at) VALUES "
+            + ", ".join(["(?, ?, ?, ?)"] * len(crm_data))
+            + """ ON CONFLICT (url, room_id) DO UPDATE SET
+                      response_text = excluded.response_text, updated_at = excluded.updated_at""",
+            [value for row in crm_data.values() for value in row],
+        )
+    return [outcome.entry.id in updated for outcome in batch]
 
 
-def _entries(tx: Tx, tail: str, params: Sequence[Any]) -> list[OutboxEntry]:
-    rows = tx.execute(f"SELECT {_COLUMNS} FROM outbox {tail}", params).fetchall()
+def _select_entries(tx: Tx, tail: str, params: Sequence[Any]) -> list[OutboxEntry]:
+    return _entries(tx.execute(f"SELECT {_COLUMNS} FROM outbox {tail}", params))
+
+
+def _entries(result: Tx) -> list[OutboxEntry]:
+    """The entries of a statement that returned ``_COLUMNS``."""
+    rows = result.fetchall()
     return [
         OutboxEntry(
             id=int(row[0]),
