@@ -61,6 +61,8 @@ class Plan:
     search_from: float  # the search for the highest steady rate: first rate, step length, steps
     search_seconds: float
     search_steps: int
+    split_rate: float  # the scale-out run: serve --no-worker beside omnihook worker
+    split_seconds: float
     parse_seconds: float
     console_events: int
     edge_rounds: int
@@ -69,15 +71,18 @@ class Plan:
 
 FULL = Plan(receiver_seconds=8, load_warmup=1.0, deliveries=40_000, slow_deliveries=3_000,
             backlog=100_000, backlog_hold=3.0, chats=600, steady_rate=500, steady_seconds=60,
-            search_from=500, search_seconds=10, search_steps=7, parse_seconds=1.0,
+            search_from=500, search_seconds=10, search_steps=7, split_rate=100, split_seconds=20,
+            parse_seconds=1.0,
             console_events=1_000_000, edge_rounds=4, probes=PROBES)  # fmt: skip
 QUICK = Plan(receiver_seconds=2, load_warmup=1.0, deliveries=10_000, slow_deliveries=1_000,
              backlog=20_000, backlog_hold=3.0, chats=150, steady_rate=500, steady_seconds=10,
-             search_from=500, search_seconds=4, search_steps=4, parse_seconds=0.3,
+             search_from=500, search_seconds=4, search_steps=4, split_rate=100, split_seconds=5,
+             parse_seconds=0.3,
              console_events=100_000, edge_rounds=4, probes=PROBES)  # fmt: skip
 SMOKE = Plan(receiver_seconds=0.3, load_warmup=0.1, deliveries=400, slow_deliveries=100,
              backlog=2_000, backlog_hold=0.5, chats=10, steady_rate=100, steady_seconds=2,
-             search_from=200, search_seconds=1, search_steps=1, parse_seconds=0.05,
+             search_from=200, search_seconds=1, search_steps=1, split_rate=50, split_seconds=1,
+             parse_seconds=0.05,
              console_events=2_000, edge_rounds=1, probes=Probes(seconds=1.0, flood_bytes=1 << 20))  # fmt: skip
 """Every part for about a second, so that the benchmark cannot rot: its figures mean nothing."""
 
@@ -278,7 +283,9 @@ def console_queries(table: Table, plan: Plan) -> None:
     table.target("console: slowest indexed list query, ms", worst, 10, at_most=True)
 
 
-def end_to_end(table: Table, plan: Plan, workdir: Path) -> None:
+def end_to_end(
+    table: Table, plan: Plan, workdir: Path, postgres: str | None, schemas: list[str]
+) -> None:
     table.section(
         f"End to end, overload: {plan.chats} simulated chats as fast as answered → omnihook serve (SQLite) → SQL CRM"
     )
@@ -307,6 +314,19 @@ def end_to_end(table: Table, plan: Plan, workdir: Path) -> None:
     table.row("highest steady rate with p99 < 250 ms",
               f"{good:,.0f} events/s" if good else f"below {plan.search_from:,.0f} events/s",
               ratio=f"{missed:,.0f} events/s missed" if missed else "no rate tried missed")  # fmt: skip
+
+    table.section(f"End to end, scaled out: omnihook serve --no-worker beside an omnihook worker process, "
+                  f"{plan.split_rate:,.0f} events/s for {plan.split_seconds:g} s; the worker hears of new events "
+                  "from the store's watch (SQLite's commit counter, PostgreSQL's NOTIFY), else by its 0.5 s poll")  # fmt: skip
+    stores = [("SQLite", None)]
+    if postgres:
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        schemas.append(schema)
+        stores.append(("PostgreSQL", with_schema(postgres, schema)))
+    for name, store_url in stores:
+        split = run_steady(pool, plan.split_rate, plan.split_seconds, drain=60,
+                           separate_worker=True, store_url=store_url)  # fmt: skip
+        table.row(f"worker in its own process, {name}", *_steady_cells(split))
 
 
 def _steady_cells(result: dict[str, float]) -> tuple[str, str, str, str]:
@@ -405,7 +425,7 @@ def main() -> None:
             "console": lambda table: console_queries(table, plan),
             "sender": lambda table: senders(table, plan, workdir, postgres, schemas),
             "memory": lambda table: memory(table, plan),
-            "e2e": lambda table: end_to_end(table, plan, workdir),
+            "e2e": lambda table: end_to_end(table, plan, workdir, postgres, schemas),
         }
 
         def attempt(part: str) -> bool:

@@ -30,7 +30,7 @@ from omnihook.store import Store
 from omnihook.store.database import Tx
 
 from .payloads import encode
-from .procs import ROOT, free_port, peak_rss_mb, python_json, start_server, stop
+from .procs import ROOT, free_port, launch, peak_rss_mb, python_json, start_server, stop
 from .stats import percentile_ms
 from .steady import chats_needed
 
@@ -120,29 +120,45 @@ class ChatPool:
 
 
 def run_steady(
-    pool: ChatPool, rate: float, seconds: float, warmup: float = 1.0, drain: float = 10.0
+    pool: ChatPool,
+    rate: float,
+    seconds: float,
+    warmup: float = 1.0,
+    drain: float = 10.0,
+    separate_worker: bool = False,
+    store_url: str | None = None,
 ) -> dict[str, float]:
     """``omnihook serve`` on a fresh SQLite store, loaded at ``rate`` events/s for ``seconds``
     (after ``warmup`` seconds not measured); then up to ``drain`` seconds for the backlog to be
     handled. Delays (ms, post to end of handling) of events still unhandled by then count as
-    infinite."""
+    infinite. ``separate_worker``: ``serve --no-worker`` and an ``omnihook worker`` process;
+    ``store_url``: another store than a fresh SQLite file (a PostgreSQL schema of its own)."""
     pool.ensure(chats_needed(rate, warmup + seconds))
     with tempfile.TemporaryDirectory() as directory:
-        store_url = f"sqlite:///{Path(directory) / 'steady.db'}"
+        store_url = store_url or f"sqlite:///{Path(directory) / 'steady.db'}"
         record = Path(directory) / "sent.tsv"
         port = free_port()
-        server = start_server([_OMNIHOOK, "serve", "--port", str(port), "--store", store_url,
-                               "--log-level", "warning"], port, {"OMNIHOOK_TOKEN": _TOKEN})  # fmt: skip
+        # The worker starts first: it imports while the server does, and is ready as soon.
+        worker = None
+        if separate_worker:
+            worker = launch([_OMNIHOOK, "worker", "--store", store_url, "--log-level", "warning"])
         try:
-            result = python_json("bench.steady", f"http://127.0.0.1:{port}/rocketchat",
-                                 "--pool", str(pool.path), "--rate", str(rate), "--seconds", str(seconds),
-                                 "--warmup", str(warmup), "--token", _TOKEN, "--record", str(record))  # fmt: skip
-            if result["short"]:
-                raise RuntimeError(f"the chat pool ran out for {result['short']:.0f} lanes")
-            finished, conversations = asyncio.run(_finished(store_url, drain))
-            result["peak_rss_mb"] = peak_rss_mb(server.pid)
+            server = start_server([_OMNIHOOK, "serve", "--port", str(port), "--store", store_url,
+                                   "--log-level", "warning", *(["--no-worker"] if separate_worker else [])],
+                                  port, {"OMNIHOOK_TOKEN": _TOKEN})  # fmt: skip
+            try:
+                result = python_json("bench.steady", f"http://127.0.0.1:{port}/rocketchat",
+                                     "--pool", str(pool.path), "--rate", str(rate), "--seconds", str(seconds),
+                                     "--warmup", str(warmup), "--token", _TOKEN, "--record", str(record))  # fmt: skip
+                if result["short"]:
+                    raise RuntimeError(f"the chat pool ran out for {result['short']:.0f} lanes")
+                finished, conversations = asyncio.run(_finished(store_url, drain))
+                result["peak_rss_mb"] = peak_rss_mb(server.pid)
+            finally:
+                stop(server)
         finally:
-            stop(server)
+            if worker is not None:
+                stop(worker)
         delays: list[float] = []
         duplicates = 0
         for line in record.read_text().splitlines():

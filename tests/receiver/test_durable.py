@@ -397,3 +397,29 @@ async def test_the_first_attempt_takes_the_model_the_request_parsed_and_a_retry_
     assert seen[1].tags == start_without_crm_data().get("tags")  # not the first attempt's change
     [event] = await store.events.find()
     assert event.status == "done"
+
+
+async def test_a_worker_on_another_connection_hears_of_new_events_without_polling(
+    store_url: str, store: Store
+) -> None:
+    # As `serve --no-worker` beside `omnihook worker`: the worker has a store of its own, and
+    # it polls once an hour here, so only the store's watch can bring it the event in time.
+    handled = asyncio.Event()
+    router = Router()
+    router.on_any(lambda event: handled.set())
+    async with Store.open(store_url) as worker_store:
+        worker = Worker(worker_store, router, poll_interval=3600, name="elsewhere")
+        running = asyncio.create_task(worker.run())
+        try:
+            await asyncio.sleep(0.3)  # its first, empty claim is behind it: now it waits
+            app = create_app(Router(), tokens=[TOKEN], store=store, run_worker=False)
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://r"
+            ) as client:
+                assert (await post(client, start_without_crm_data())).status_code == 200
+            await asyncio.wait_for(handled.wait(), 10)
+        finally:
+            await worker.stop()
+            await running
+    [event] = await store.events.find()
+    assert (event.status, event.lease_owner) == ("done", None)

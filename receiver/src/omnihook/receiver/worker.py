@@ -138,6 +138,20 @@ class Worker(ClaimLoop[ClaimedEvent]):
             del parsed[next(iter(parsed))]
         self.wake()
 
+    async def run(self) -> None:
+        """Claim and handle until :meth:`stop`. A watch on the store wakes the worker as soon as
+        another process stores an event (PostgreSQL's NOTIFY, SQLite's commit counter), so a
+        worker beside ``serve --no-worker`` does not wait for its next poll."""
+        async with self.store.events.watch(self._stored_elsewhere):
+            await super().run()
+
+    def _stored_elsewhere(self) -> None:
+        # Busy, the worker claims again as each event finishes; a claim per notification on top
+        # would mostly find nothing (this process's own accepts already woke it): p99 at 300
+        # events/s on PostgreSQL went from 280 ms to 980 ms when every notification woke it.
+        if not self._inflight:
+            self.wake()
+
     async def drain(self) -> int:
         """Handle everything that is due now, then return how many attempts were made (tests,
         scripts). Events whose retry is due later are left for later."""

@@ -95,6 +95,12 @@ class Tx:
             return "?"
         return f"CAST(? AS {_POSTGRES_TYPES[kind]})"
 
+    def notify(self, channel: str) -> None:
+        """Tell the watches of ``channel`` (:mod:`omnihook.store.watching`) when this transaction
+        commits: PostgreSQL's NOTIFY; nothing on SQLite, whose watches see every commit."""
+        if self.dialect == "postgresql":
+            self.execute("SELECT pg_notify(?, '')", (channel,))
+
     @property
     def for_update(self) -> str:
         """What to append to a read that the transaction will write back (SQLite's write lock,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -21,6 +21,7 @@ from .errors import StoreFailed, one_item_may_be_at_fault
 from .keys import bounded_key, storable_text
 from .leased import Backlog, LeasedTable
 from .redaction import redact_error
+from .watching import StoreWatch, channel
 
 __all__ = [
     "EVENT_SOURCES",
@@ -221,6 +222,8 @@ class EventStore:
     def __init__(self, database: Database, max_batch: int = 256) -> None:
         self.database = database
         self._table = LeasedTable(database, "events", "processing", EVENT_STATUSES)
+        self.channel = channel(database.config, "events")
+        """Where accepting announces new events (:mod:`omnihook.store.watching`)."""
         self._accepts: Batcher[NewEvent, Accepted] = Batcher(
             self._accept_batch,
             max_batch,
@@ -262,7 +265,12 @@ class EventStore:
         return await self._accepts.submit(event)
 
     async def _accept_batch(self, batch: list[NewEvent]) -> list[Accepted]:
-        return await self.database.run(lambda tx: _accept_in(tx, batch))
+        return await self.database.run(lambda tx: _accept_in(tx, batch, self.channel))
+
+    def watch(self, on_new: Callable[[], None]) -> StoreWatch:
+        """A watch (``async with``) that calls ``on_new`` in the event loop soon after another
+        process stores events, so that a worker need not wait for its next poll."""
+        return StoreWatch(self.database, self.channel, on_new)
 
     # -- handling ----------------------------------------------------------------------------
 
@@ -472,7 +480,7 @@ class EventStore:
 # -- the units of work, run on a database thread -----------------------------------------------
 
 
-def _accept_in(tx: Tx, batch: list[NewEvent]) -> list[Accepted]:
+def _accept_in(tx: Tx, batch: list[NewEvent], channel: str) -> list[Accepted]:
     batch = _with_stored_moments(tx, batch)
     # One stored event per distinct body and per identity; the first of the batch wins.
     first: dict[str, NewEvent] = {}
@@ -505,6 +513,8 @@ def _accept_in(tx: Tx, batch: list[NewEvent]) -> list[Accepted]:
         values,
     ).fetchall()
     inserted = {str(key): int(event_id) for key, event_id in rows}
+    if inserted:
+        tx.notify(channel)  # workers in other processes hear of it at the commit
     stored_by_key: dict[str, tuple[int, str]] = {}
     stored_by_identity: dict[str, tuple[int, str]] = {}
     keys = [e.dedup_key for e in batch if e.dedup_key not in inserted]
