@@ -315,18 +315,21 @@ def end_to_end(
               f"{good:,.0f} events/s" if good else f"below {plan.search_from:,.0f} events/s",
               ratio=f"{missed:,.0f} events/s missed" if missed else "no rate tried missed")  # fmt: skip
 
-    table.section(f"End to end, scaled out: omnihook serve --no-worker beside an omnihook worker process, "
-                  f"{plan.split_rate:,.0f} events/s for {plan.split_seconds:g} s; the worker hears of new events "
-                  "from the store's watch (SQLite's commit counter, PostgreSQL's NOTIFY), else by its 0.5 s poll")  # fmt: skip
+    table.section(f"End to end, scaled out: omnihook serve --no-worker beside an omnihook worker process, against "
+                  f"one serve with its worker, on each store, {plan.split_rate:,.0f} events/s for {plan.split_seconds:g} s; "
+                  "a worker hears of events stored by another process from the store's watch (SQLite's commit "
+                  "counter, PostgreSQL's NOTIFY)")  # fmt: skip
     stores = [("SQLite", None)]
     if postgres:
         schema = f"bench_{uuid.uuid4().hex[:8]}"
         schemas.append(schema)
         stores.append(("PostgreSQL", with_schema(postgres, schema)))
     for name, store_url in stores:
-        split = run_steady(pool, plan.split_rate, plan.split_seconds, drain=60,
-                           separate_worker=True, store_url=store_url)  # fmt: skip
-        table.row(f"worker in its own process, {name}", *_steady_cells(split))
+        for separate in (False, True):
+            result = run_steady(pool, plan.split_rate, plan.split_seconds, drain=60,
+                                separate_worker=separate, store_url=store_url)  # fmt: skip
+            where = "in its own process" if separate else "in the server's process"
+            table.row(f"{name}, worker {where}", *_steady_cells(result))
 
 
 def _steady_cells(result: dict[str, float]) -> tuple[str, str, str, str]:
