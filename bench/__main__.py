@@ -319,13 +319,13 @@ def end_to_end(
                   f"one serve with its worker, on each store, {plan.split_rate:,.0f} events/s for {plan.split_seconds:g} s; "
                   "a worker hears of events stored by another process from the store's watch (SQLite's commit "
                   "counter, PostgreSQL's NOTIFY)")  # fmt: skip
-    stores = [("SQLite", None)]
-    if postgres:
-        schema = f"bench_{uuid.uuid4().hex[:8]}"
-        schemas.append(schema)
-        stores.append(("PostgreSQL", with_schema(postgres, schema)))
-    for name, store_url in stores:
+    for name in ["SQLite", *(["PostgreSQL"] if postgres else [])]:
         for separate in (False, True):
+            store_url = None  # a fresh SQLite file
+            if name == "PostgreSQL" and postgres:  # each run a fresh schema: the chats repeat
+                schema = f"bench_{uuid.uuid4().hex[:8]}"
+                schemas.append(schema)
+                store_url = with_schema(postgres, schema)
             result = run_steady(pool, plan.split_rate, plan.split_seconds, drain=60,
                                 separate_worker=separate, store_url=store_url)  # fmt: skip
             where = "in its own process" if separate else "in the server's process"

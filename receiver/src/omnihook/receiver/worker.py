@@ -89,7 +89,8 @@ class Worker(ClaimLoop[ClaimedEvent]):
     """Handles stored events with a router until stopped.
 
     ``concurrency`` events (of different rooms) are handled at once. ``clock`` gives Unix
-    seconds; tests pass their own to move time without sleeping.
+    seconds; tests pass their own to move time without sleeping. ``watch_store=False`` leaves
+    out the watch on the store (see :meth:`run`): a server's own worker is woken by its accepts.
     """
 
     def __init__(
@@ -105,6 +106,7 @@ class Worker(ClaimLoop[ClaimedEvent]):
         rng: random.Random | None = None,
         name: str | None = None,
         rocketchat: Replier | None = None,
+        watch_store: bool = True,
     ) -> None:
         super().__init__(
             concurrency=concurrency,
@@ -119,6 +121,7 @@ class Worker(ClaimLoop[ClaimedEvent]):
         self.policy = policy or HandlingPolicy()
         self.clock = clock
         self.rocketchat = rocketchat
+        self.watch_store = watch_store
         self._rng = rng or random.Random()
         # Events the request path of this process parsed, by id, for their first attempt here:
         # parsing a 50-message close again costs as much as accepting it did.
@@ -139,9 +142,13 @@ class Worker(ClaimLoop[ClaimedEvent]):
         self.wake()
 
     async def run(self) -> None:
-        """Claim and handle until :meth:`stop`. A watch on the store wakes the worker as soon as
-        another process stores an event (PostgreSQL's NOTIFY, SQLite's commit counter), so a
-        worker beside ``serve --no-worker`` does not wait for its next poll."""
+        """Claim and handle until :meth:`stop`. With ``watch_store``, a watch on the store wakes
+        the worker as soon as another process stores an event (PostgreSQL's NOTIFY, SQLite's
+        commit counter), so a worker beside ``serve --no-worker`` does not wait for its next
+        poll."""
+        if not self.watch_store:
+            await super().run()
+            return
         async with self.store.events.watch(self._stored_elsewhere):
             await super().run()
 
