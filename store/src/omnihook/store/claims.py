@@ -41,7 +41,8 @@ class ClaimLoop(ABC, Generic[Item]):
         if lease <= 0:
             raise ValueError(f"lease must be positive, got {lease}")
         self.concurrency = concurrency
-        self._claim_batch = max(1, concurrency // 4)
+        self.claim_batch = max(1, concurrency // 4)
+        """Free slots a busy loop waits for before it claims again (one transaction per batch)."""
         self.lease = lease
         self.poll_interval = poll_interval
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
@@ -89,10 +90,12 @@ class ClaimLoop(ABC, Generic[Item]):
         heartbeat = asyncio.create_task(self._renew_leases(), name=f"omnihook-{self._noun}-leases")
         try:
             while not self._stopping:
+                # Cleared before the claim: a wake while it runs (work committed after the
+                # claim's snapshot) must make the wait below return at once, not be lost.
+                self._wakeup.clear()
                 claimed = await self._claim_some()
                 if claimed and len(self._inflight) < self.concurrency:
                     continue  # there may be more work right away
-                self._wakeup.clear()
                 # Busy: the next finished item wakes us. Idle: sleep until work is due.
                 wait = self.poll_interval if self._inflight else await self.idle_wait()
                 # A real wait even under a test's fake clock: only drains jump in time.
@@ -164,7 +167,7 @@ class ClaimLoop(ABC, Generic[Item]):
             # Under load, slots free up one at a time; claiming for each would cost a
             # transaction per item. Wait until a quarter of the slots are free (or none is
             # busy), so that each claim takes a batch.
-            if free <= 0 or (self._inflight and free < self._claim_batch):
+            if free <= 0 or (self._inflight and free < self.claim_batch):
                 return 0
             try:
                 claimed = await self.claim(free)

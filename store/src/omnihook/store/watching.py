@@ -39,13 +39,22 @@ logger = logging.getLogger("omnihook.store")
 _STOP_CHECK = 0.1
 """Seconds a listening connection waits for a notification before it looks whether to stop."""
 
+_JOIN_TIMEOUT = 2.0
+"""Seconds :meth:`StoreWatch.stop` waits for its thread."""
+
+_KEEPALIVE = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+              "keepalives_count": 3}  # fmt: skip
+"""A listening connection only reads: without TCP keepalives, a server that vanished (a
+failover, a dropped route) would leave it waiting forever instead of reconnecting."""
+
 _MAX_CHANNEL = 63
 """PostgreSQL's identifiers (and so channel names) keep 63 bytes."""
 
 
 def channel(config: StoreConfig, topic: str) -> str:
     """The notification channel of ``topic`` in this store: one per schema, since NOTIFY reaches
-    every session of the database whatever its search path.
+    every session of the database whatever its search path. It is made from the URL, so give
+    servers and workers the same one (no ``schema`` and ``?schema=public`` are two channels).
 
     >>> from omnihook.store.config import parse_store_url
     >>> channel(parse_store_url("postgresql://db/app?schema=tenant_1"), "events")
@@ -103,12 +112,13 @@ class StoreWatch:
         self._thread.start()
 
     async def stop(self) -> None:
-        """Stop watching; returns once the thread has ended."""
+        """Stop watching: the thread ends within a moment (a daemon thread, it is not waited
+        for longer than :data:`_JOIN_TIMEOUT`, should it hang on an unanswered connect)."""
         thread, self._thread = self._thread, None
         if thread is None:
             return
         self._stopping.set()
-        await asyncio.get_running_loop().run_in_executor(None, thread.join)
+        await asyncio.get_running_loop().run_in_executor(None, thread.join, _JOIN_TIMEOUT)
 
     # -- on the watch's thread -------------------------------------------------------------------
 
@@ -126,9 +136,10 @@ class StoreWatch:
     def _listen(self) -> None:
         import psycopg
         from psycopg import sql
+        from psycopg.conninfo import make_conninfo
 
-        conninfo = self.database.config.conninfo
-        assert conninfo is not None
+        assert self.database.config.conninfo is not None
+        conninfo = make_conninfo(self.database.config.conninfo, **_KEEPALIVE)
         while not self._stopping.is_set():
             try:
                 with psycopg.connect(conninfo, autocommit=True) as connection:
@@ -137,9 +148,8 @@ class StoreWatch:
                     while not self._stopping.is_set():
                         for _ in connection.notifies(timeout=_STOP_CHECK, stop_after=1):
                             self._changed()
-            except psycopg.Error as exc:
-                logger.debug("store watch on %s: %s; retrying", self.channel, exc)
-                self._stopping.wait(self.retry_after)
+            except Exception as exc:  # whatever it is, polling goes on: try again later
+                self._trouble(exc)
 
     def _poll_version(self) -> None:
         path = self.database.config.path
@@ -150,19 +160,21 @@ class StoreWatch:
                 connection = sqlite3.connect(
                     f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False
                 )
-            except sqlite3.Error as exc:
-                logger.debug("store watch on %s: %s; retrying", path, exc)
-                self._stopping.wait(self.retry_after)
-                continue
-            try:
-                seen = None
-                while not self._stopping.wait(self.interval):
-                    version = connection.execute("PRAGMA data_version").fetchone()[0]
-                    if seen is not None and version != seen:
-                        self._changed()
-                    seen = version
-            except sqlite3.Error as exc:
-                logger.debug("store watch on %s: %s; retrying", path, exc)
-                self._stopping.wait(self.retry_after)
-            finally:
-                connection.close()
+                try:
+                    seen = connection.execute("PRAGMA data_version").fetchone()[0]
+                    self._changed()  # whatever was committed while nobody watched
+                    while not self._stopping.wait(self.interval):
+                        version = connection.execute("PRAGMA data_version").fetchone()[0]
+                        if version != seen:
+                            seen = version
+                            self._changed()
+                finally:
+                    connection.close()
+            except Exception as exc:  # whatever it is, polling goes on: try again later
+                self._trouble(exc)
+
+    def _trouble(self, exc: Exception) -> None:
+        # At debug level: the store's own users report an unreachable store; the watch only
+        # retries, and the loop it wakes polls meanwhile.
+        logger.debug("store watch on %s: %s; retrying", self.channel, exc)
+        self._stopping.wait(self.retry_after)
