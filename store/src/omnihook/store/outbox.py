@@ -218,8 +218,8 @@ class OutboxStore:
             if len({outcome.entry.id for outcome in batch}) < len(batch):
                 # One delivery twice (a lease lost and taken again): statement by statement,
                 # so that only the first outcome that holds the lease counts.
-                return [_record_batch(tx, [outcome]) == [True] for outcome in batch]
-            return _record_batch(tx, batch)
+                return [_record_outcomes(tx, [outcome]) == [True] for outcome in batch]
+            return _record_outcomes(tx, batch)
 
         return await self.database.run(work)
 
@@ -346,7 +346,7 @@ class _Outcome:
     response_text: str | None
 
 
-def _record_batch(tx: Tx, batch: list[_Outcome]) -> list[bool]:
+def _record_outcomes(tx: Tx, batch: list[_Outcome]) -> list[bool]:
     """Record a batch of outcomes (each of a different delivery) in three statements, however
     many: on PostgreSQL each statement is a round trip, on SQLite a pass through the driver."""
     time, number, text = tx.typed("time"), tx.typed("integer"), tx.typed("text")
