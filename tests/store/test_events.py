@@ -285,3 +285,81 @@ async def test_concurrent_first_uses_wait_for_the_open_to_finish(store_url: str)
     finally:
         await store.close()
     assert len(set(ids)) == 20
+
+
+async def test_outcomes_finished_together_keep_each_event_apart(store: Store) -> None:
+    # Concurrent finishes share one statement per step: each event must get its own values, a
+    # lost lease must drop only its own outcome, and each room must learn what its event taught.
+    for room in ("A", "B", "C", "D"):
+        await store.events.accept(new(f"event of {room}", room=room, crm={"from": room}))
+    a, b, c, d = await store.events.claim("w", 10, 30, now=100)
+    outcomes = await asyncio.gather(
+        store.events.finish(a, "w", done(at=101, crm_data={"contactId": "a"}, stage=1,
+                                         handlers_done=["h1", "h2"])),
+        store.events.finish(b, "w", Finish(status="failed", started_at=102, finished_at=103,
+                                           error="CRM 503", next_attempt_at=160, deferred=True,
+                                           handlers_done=["h1"])),
+        store.events.finish(c, "someone else", done(at=104, crm_data={"contactId": "c"})),
+        store.events.finish(d, "w", Finish(status="dead", started_at=105, finished_at=106,
+                                           error="refused", stale=True)),
+    )  # fmt: skip
+    assert outcomes == [True, True, False, True]
+    states = {e.id: e for e in await store.events.find(limit=10)}
+    assert (states[a.id].status, states[a.id].handlers_done, states[a.id].finished_at) == (
+        "done",
+        ("h1", "h2"),
+        pytest.approx(101.01),
+    )
+    assert (states[b.id].status, states[b.id].next_attempt_at, states[b.id].finished_at) == (
+        "failed",
+        160,
+        None,
+    )
+    assert (states[c.id].status, states[c.id].attempts) == ("processing", 0)
+    assert (states[d.id].status, states[d.id].stale, states[d.id].last_error) == (
+        "dead",
+        True,
+        "refused",
+    )
+    assert [(r.number, r.outcome) for r in await store.events.attempts(b.id)] == [(1, "failed")]
+    assert await store.events.attempts(c.id) == []
+    room_a, room_c = await store.events.room("A"), await store.events.room("C")
+    assert room_a is not None
+    assert (room_a.crm_data, room_a.stage) == ({"contactId": "a"}, 1)
+    assert room_c is None  # its outcome was dropped
+
+
+async def test_the_same_event_twice_in_one_batch_counts_once(store: Store) -> None:
+    await store.events.accept(new("ahead", room="A"))
+    await store.events.accept(new("twice", room="B"))
+    ahead, twice = await store.events.claim("w", 10, 30, now=100)
+    # The first finish runs alone; the two that wait for it share the next batch.
+    outcomes = await asyncio.gather(
+        store.events.finish(ahead, "w", done()),
+        store.events.finish(twice, "w", done(crm_data={"n": 1})),
+        store.events.finish(twice, "w", done(crm_data={"n": 2})),
+    )
+    assert outcomes == [True, True, False]
+    assert [r.number for r in await store.events.attempts(twice.id)] == [1]
+    room = await store.events.room("B")
+    assert room is not None
+    assert room.crm_data == {"n": 1}
+
+
+async def test_what_a_room_learns_adds_up_across_events(store: Store) -> None:
+    await store.events.accept(new("first"))
+    [first] = await store.events.claim("w", 10, 30, now=100)
+    await store.events.finish(first, "w", done(crm_data={"contactId": "c-1"}, stage=1,
+                                               newest_message_at=150.0))  # fmt: skip
+    await store.events.accept(new("second"))
+    [second] = await store.events.claim("w", 10, 30, now=101)
+    await store.events.finish(
+        second, "w", done(crm_data={"dealId": "d-1"}, newest_message_at=120.0)
+    )
+    room = await store.events.room("R1")
+    assert room is not None
+    assert (room.crm_data, room.stage, room.newest_message_at) == (
+        {"contactId": "c-1", "dealId": "d-1"},
+        1,  # an event that says nothing of the stage keeps it
+        150.0,  # the newest message stays the newest
+    )

@@ -295,9 +295,14 @@ class EventStore:
         return await self._finishes.submit((event, worker, result))
 
     async def _finish_batch(self, batch: list[tuple[ClaimedEvent, str, Finish]]) -> list[bool]:
-        return await self.database.run(
-            lambda tx: [_finish_in(tx, event, worker, result) for event, worker, result in batch]
-        )
+        def work(tx: Tx) -> list[bool]:
+            if len({event.id for event, _, _ in batch}) < len(batch):
+                # One event twice (a lease lost and taken again): outcome by outcome, so that
+                # only the first that holds the lease counts.
+                return [_finish_all(tx, [outcome]) == [True] for outcome in batch]
+            return _finish_all(tx, batch)
+
+        return await self.database.run(work)
 
     async def release(self, worker: str, ids: Iterable[int]) -> None:
         """Give back claimed events unhandled (shutdown): they become claimable at once."""
@@ -664,65 +669,97 @@ def _claim_in(
     ]
 
 
-def _finish_in(tx: Tx, event: ClaimedEvent, worker: str, result: Finish) -> bool:
-    updated = tx.execute(
-        """UPDATE events SET status = ?, attempts = attempts + 1, deferrals = deferrals + ?,
-               next_attempt_at = ?, lease_owner = NULL, lease_expires_at = NULL,
-               handlers_done = ?, stale = ?, last_error = ?, finished_at = ?
-           WHERE id = ? AND lease_owner = ? AND status = 'processing'""",
-        (
-            result.status,
-            int(result.deferred),
-            result.next_attempt_at if result.next_attempt_at is not None else result.finished_at,
-            json.dumps(sorted(result.handlers_done)),
-            int(result.stale),
-            result.error,
-            result.finished_at if result.status != "failed" else None,
-            event.id,
-            worker,
-        ),
-    ).rowcount
-    if updated != 1:
-        return False
-    number_row = tx.execute(
-        "SELECT COALESCE(MAX(number), 0) + 1 FROM attempts WHERE event_id = ?", (event.id,)
-    ).fetchone()
-    assert number_row is not None
-    tx.execute(
-        "INSERT INTO attempts (event_id, number, worker, started_at, finished_at, outcome, error) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (
-            event.id,
-            number_row[0],
-            worker,
-            result.started_at,
-            result.finished_at,
-            result.status,
-            result.error,
-        ),
+def _finish_all(tx: Tx, batch: list[tuple[ClaimedEvent, str, Finish]]) -> list[bool]:
+    """Record a batch of outcomes (each of a different event) in at most four statements,
+    however many: on PostgreSQL each statement is a round trip, on SQLite a pass through the
+    driver. An outcome whose worker lost the lease writes nothing and is ``False``."""
+    time, number, text = tx.typed("time"), tx.typed("integer"), tx.typed("text")
+    values: list[Any] = []
+    for event, worker, result in batch:
+        values += [event.id, worker, result.status, int(result.deferred),
+                   result.next_attempt_at if result.next_attempt_at is not None else result.finished_at,
+                   json.dumps(sorted(result.handlers_done)), int(result.stale), result.error,
+                   result.finished_at if result.status != "failed" else None]  # fmt: skip
+    row = f"({number}, {text}, {text}, {number}, {time}, {text}, {number}, {text}, {time})"
+    updated = {
+        int(found[0])
+        for found in tx.execute(
+            "WITH v (id, worker, status, deferred, next_attempt_at, handlers_done, stale, "
+            f"last_error, finished_at) AS (VALUES {', '.join([row] * len(batch))}) "
+            """UPDATE events SET status = v.status, attempts = events.attempts + 1,
+                   deferrals = events.deferrals + v.deferred,
+                   next_attempt_at = v.next_attempt_at, lease_owner = NULL,
+                   lease_expires_at = NULL, handlers_done = v.handlers_done, stale = v.stale,
+                   last_error = v.last_error, finished_at = v.finished_at
+               FROM v
+               WHERE events.id = v.id AND events.lease_owner = v.worker
+                 AND events.status = 'processing'
+               RETURNING events.id""",
+            values,
+        ).fetchall()
+    }
+    recorded = [(event, worker, result) for event, worker, result in batch if event.id in updated]
+    if recorded:
+        attempts: list[Any] = []
+        for event, worker, result in recorded:
+            attempts += [event.id, worker, result.started_at, result.finished_at, result.status,
+                         result.error]  # fmt: skip
+        tx.execute(
+            "WITH v (event_id, worker, started_at, finished_at, outcome, error) AS (VALUES "
+            + ", ".join([f"({number}, {text}, {time}, {time}, {text}, {text})"] * len(recorded))
+            + """) INSERT INTO attempts (event_id, number, worker, started_at, finished_at,
+                                         outcome, error)
+                 SELECT v.event_id,
+                        (SELECT COALESCE(MAX(a.number), 0) + 1 FROM attempts AS a
+                         WHERE a.event_id = v.event_id),
+                        v.worker, v.started_at, v.finished_at, v.outcome, v.error
+                 FROM v""",
+            attempts,
+        )
+    _update_rooms(
+        tx,
+        [
+            (event.room_id, result)
+            for event, _, result in recorded
+            if event.room_id is not None
+            and (
+                result.crm_data or result.stage is not None or result.newest_message_at is not None
+            )
+        ],
     )
-    if event.room_id is not None and (
-        result.crm_data or result.stage is not None or result.newest_message_at is not None
-    ):
-        _update_room(tx, event.room_id, result)
-    return True
+    return [event.id in updated for event, _, _ in batch]
 
 
-def _update_room(tx: Tx, room_id: str, result: Finish) -> None:
-    current = _rooms_in(tx, [room_id]).get(room_id) or RoomState(room_id)
-    crm_data = {**current.crm_data, **result.crm_data}
-    stage = result.stage if result.stage is not None else current.stage
-    newest = max(
-        (t for t in (current.newest_message_at, result.newest_message_at) if t is not None),
-        default=None,
-    )
+def _update_rooms(tx: Tx, learnt: list[tuple[str, Finish]]) -> None:
+    """Merge what handling learnt into each room's state (in batch order), one read and one
+    upsert for all of them."""
+    if not learnt:
+        return
+    rooms = _rooms_in(tx, {room_id for room_id, _ in learnt})
+    for room_id, result in learnt:
+        current = rooms.get(room_id) or RoomState(room_id)
+        newest = max(
+            (t for t in (current.newest_message_at, result.newest_message_at) if t is not None),
+            default=None,
+        )
+        rooms[room_id] = RoomState(
+            room_id,
+            {**current.crm_data, **result.crm_data},
+            result.stage if result.stage is not None else current.stage,
+            newest,
+        )
+    updated_at = {room_id: result.finished_at for room_id, result in learnt}
+    changed = [rooms[room_id] for room_id in dict.fromkeys(room_id for room_id, _ in learnt)]
     tx.execute(
-        """INSERT INTO rooms (room_id, crm_data, stage, newest_message_at, updated_at)
-           VALUES (?, ?, ?, ?, ?)
-           ON CONFLICT (room_id) DO UPDATE SET crm_data = excluded.crm_data, stage = excluded.stage,
-               newest_message_at = excluded.newest_message_at, updated_at = excluded.updated_at""",
-        (room_id, json.dumps(crm_data, ensure_ascii=False), stage, newest, result.finished_at),
-    )
+        "INSERT INTO rooms (room_id, crm_data, stage, newest_message_at, updated_at) VALUES "
+        + ", ".join(["(?, ?, ?, ?, ?)"] * len(changed))
+        + """ ON CONFLICT (room_id) DO UPDATE SET crm_data = excluded.crm_data,
+                  stage = excluded.stage, newest_message_at = excluded.newest_message_at,
+                  updated_at = excluded.updated_at""",
+        [value for room in changed
+         for value in (room.room_id, json.dumps(room.crm_data, ensure_ascii=False), room.stage,
+                       room.newest_message_at, updated_at[room.room_id])],
+    )  # fmt: skip
 
 
 def _replay_in(tx: Tx, ids: list[int] | None, now: float, all_handlers: bool) -> ReplayResult:
