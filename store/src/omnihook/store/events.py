@@ -634,6 +634,7 @@ def _claim_in(
             ORDER BY e.id
             LIMIT ?{tx.lock_rows}""",
         (now, now, limit),
+        plan_each_time=True,  # its best plan changes as the backlog grows
     ).fetchall()
     ids = [int(row[0]) for row in rows]
     if not ids:

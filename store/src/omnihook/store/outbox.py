@@ -158,6 +158,7 @@ class OutboxStore:
                     ORDER BY o.id
                     LIMIT ?{tx.lock_rows}""",
                 (now, now, limit),
+                plan_each_time=True,  # its best plan changes as the backlog grows
             ).fetchall()
             ids = [int(row[0]) for row in rows]
             if not ids:

@@ -278,19 +278,40 @@ def _record(
     contact_id = _upsert_contact(tx, contact, now) if contact is not None else None
     if conversation is not None:
         _upsert_conversation(tx, conversation, contact_id, now)
-        for message in messages:
-            tx.execute(
-                """INSERT INTO crm_messages (room_id, message_key, ts, author, author_kind, text, edited)
-                   VALUES (?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT (room_id, message_key) DO UPDATE SET text = excluded.text,
-                       edited = excluded.edited, author = excluded.author
-                   -- An edit is never undone by the message as first written arriving later
-                   -- (a late delivery, an event rebuilt by reconcile).
-                   WHERE excluded.edited >= crm_messages.edited""",
-                (conversation.room_id, message.message_key, message.ts, message.author,
-                 message.author_kind, message.text, int(message.edited)),
-            )  # fmt: skip
+        if len({message.message_key for message in messages}) < len(messages):
+            # A history that names a message twice: one at a time, in order (a statement may
+            # not touch a row twice).
+            for message in messages:
+                _upsert_messages(tx, conversation.room_id, [message])
+        else:
+            # Many at a time: a close carries the whole history, and on PostgreSQL each
+            # statement is a round trip.
+            for start in range(0, len(messages), _MESSAGES_PER_STATEMENT):
+                _upsert_messages(
+                    tx, conversation.room_id, messages[start : start + _MESSAGES_PER_STATEMENT]
+                )
     return contact_id
+
+
+_MESSAGES_PER_STATEMENT = 1000
+"""Seven parameters each: well under SQLite's 32,766 and PostgreSQL's 65,535."""
+
+
+def _upsert_messages(tx: Tx, room_id: str, messages: list[MessageRecord]) -> None:
+    if not messages:
+        return
+    tx.execute(
+        "INSERT INTO crm_messages (room_id, message_key, ts, author, author_kind, text, edited) "
+        "VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(messages))
+        + """ ON CONFLICT (room_id, message_key) DO UPDATE SET text = excluded.text,
+                  edited = excluded.edited, author = excluded.author
+              -- An edit is never undone by the message as first written arriving later
+              -- (a late delivery, an event rebuilt by reconcile).
+              WHERE excluded.edited >= crm_messages.edited""",
+        [value for message in messages
+         for value in (room_id, message.message_key, message.ts, message.author,
+                       message.author_kind, message.text, int(message.edited))],
+    )  # fmt: skip
 
 
 def _upsert_contact(tx: Tx, contact: ContactRecord, now: float) -> int:
