@@ -9,6 +9,7 @@ worker then takes the events over.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
@@ -146,10 +147,12 @@ class Worker(ClaimLoop[ClaimedEvent]):
         the worker as soon as another process stores an event (PostgreSQL's NOTIFY, SQLite's
         commit counter), so a worker beside ``serve --no-worker`` does not wait for its next
         poll."""
-        if not self.watch_store:
-            await super().run()
-            return
-        async with self.store.events.watch(self._stored_elsewhere):
+        watching = (
+            self.store.events.watch(self._stored_elsewhere)
+            if self.watch_store
+            else contextlib.nullcontext()
+        )
+        async with watching:
             await super().run()
 
     def _stored_elsewhere(self) -> None:

@@ -17,7 +17,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
-__all__ = ["Batcher"]
+__all__ = ["Batcher", "each_item_once"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -120,3 +120,14 @@ class Batcher(Generic[T, R]):
             for (_, future), result in zip(batch, results, strict=True):
                 if not future.done():
                     future.set_result(result)
+
+
+def each_item_once(
+    batch: list[T], key: Callable[[T], object], write: Callable[[list[T]], list[bool]]
+) -> list[bool]:
+    """``write(batch)``; but when two items share a key (one leased row twice: a lease lost and
+    taken again), item by item in order, since one statement may not write a row twice and only
+    the first outcome that holds the lease may count."""
+    if len({key(item) for item in batch}) < len(batch):
+        return [write([item]) == [True] for item in batch]
+    return write(batch)

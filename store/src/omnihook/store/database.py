@@ -18,7 +18,7 @@ import sqlite3
 import sys
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar
 
@@ -45,6 +45,7 @@ __all__ = [
 T = TypeVar("T")
 Dialect = Literal["sqlite", "postgresql"]
 Params = Sequence[Any]
+ValueKind = Literal["time", "integer", "text"]
 
 
 class Tx:
@@ -94,7 +95,7 @@ class Tx:
         then scans every active row; PostgreSQL's planner has statistics and needs no hint."""
         return f" INDEXED BY {index}" if self.dialect == "sqlite" else ""
 
-    def typed(self, kind: Literal["time", "integer", "text"]) -> str:
+    def typed(self, kind: ValueKind) -> str:
         """A placeholder whose value has a type: PostgreSQL types a ``VALUES`` column of NULL
         parameters as text, which a number column refuses; SQLite keeps each value's own type.
 
@@ -104,6 +105,16 @@ class Tx:
         if self.dialect == "sqlite":
             return "?"
         return f"CAST(? AS {_POSTGRES_TYPES[kind]})"
+
+    def values(self, name: str, columns: Mapping[str, ValueKind], rows: int) -> str:
+        """``WITH name (column, ...) AS (VALUES (?, ...), ...)``: ``rows`` rows of parameters,
+        each :meth:`typed`, for a statement that writes a whole batch at once.
+
+        >>> Tx(None, "sqlite").values("v", {"id": "integer", "note": "text"}, 2)
+        'WITH v (id, note) AS (VALUES (?, ?), (?, ?)) '
+        """
+        row = "(" + ", ".join(self.typed(kind) for kind in columns.values()) + ")"
+        return f"WITH {name} ({', '.join(columns)}) AS (VALUES {', '.join([row] * rows)}) "
 
     def notify(self, channel: str) -> None:
         """Tell the watches of ``channel`` (:mod:`omnihook.store.watching`) when this transaction

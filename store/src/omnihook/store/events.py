@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .batching import Batcher
-from .database import Database, Tx
+from .batching import Batcher, each_item_once
+from .database import Database, Tx, ValueKind
 from .database import placeholders as _marks
 from .errors import StoreFailed, one_item_may_be_at_fault
 from .keys import bounded_key, storable_text
@@ -295,14 +295,11 @@ class EventStore:
         return await self._finishes.submit((event, worker, result))
 
     async def _finish_batch(self, batch: list[tuple[ClaimedEvent, str, Finish]]) -> list[bool]:
-        def work(tx: Tx) -> list[bool]:
-            if len({event.id for event, _, _ in batch}) < len(batch):
-                # One event twice (a lease lost and taken again): outcome by outcome, so that
-                # only the first that holds the lease counts.
-                return [_finish_all(tx, [outcome]) == [True] for outcome in batch]
-            return _finish_all(tx, batch)
-
-        return await self.database.run(work)
+        return await self.database.run(
+            lambda tx: each_item_once(
+                batch, lambda outcome: outcome[0].id, lambda part: _finish_all(tx, part)
+            )
+        )
 
     async def release(self, worker: str, ids: Iterable[int]) -> None:
         """Give back claimed events unhandled (shutdown): they become claimable at once."""
@@ -670,24 +667,32 @@ def _claim_in(
     ]
 
 
+_FINISH_COLUMNS: dict[str, ValueKind] = {
+    "id": "integer", "worker": "text", "status": "text", "deferred": "integer",
+    "next_attempt_at": "time", "handlers_done": "text", "stale": "integer", "last_error": "text",
+    "finished_at": "time",
+}  # fmt: skip
+_ATTEMPT_COLUMNS: dict[str, ValueKind] = {
+    "event_id": "integer", "worker": "text", "started_at": "time", "finished_at": "time",
+    "outcome": "text", "error": "text",
+}  # fmt: skip
+
+
 def _finish_all(tx: Tx, batch: list[tuple[ClaimedEvent, str, Finish]]) -> list[bool]:
     """Record a batch of outcomes (each of a different event) in at most four statements,
     however many: on PostgreSQL each statement is a round trip, on SQLite a pass through the
     driver. An outcome whose worker lost the lease writes nothing and is ``False``."""
-    time, number, text = tx.typed("time"), tx.typed("integer"), tx.typed("text")
     values: list[Any] = []
     for event, worker, result in batch:
         values += [event.id, worker, result.status, int(result.deferred),
                    result.next_attempt_at if result.next_attempt_at is not None else result.finished_at,
                    json.dumps(sorted(result.handlers_done)), int(result.stale), result.error,
                    result.finished_at if result.status != "failed" else None]  # fmt: skip
-    row = f"({number}, {text}, {text}, {number}, {time}, {text}, {number}, {text}, {time})"
     updated = {
         int(found[0])
         for found in tx.execute(
-            "WITH v (id, worker, status, deferred, next_attempt_at, handlers_done, stale, "
-            f"last_error, finished_at) AS (VALUES {', '.join([row] * len(batch))}) "
-            """UPDATE events SET status = v.status, attempts = events.attempts + 1,
+            tx.values("v", _FINISH_COLUMNS, len(batch))
+            + """UPDATE events SET status = v.status, attempts = events.attempts + 1,
                    deferrals = events.deferrals + v.deferred,
                    next_attempt_at = v.next_attempt_at, lease_owner = NULL,
                    lease_expires_at = NULL, handlers_done = v.handlers_done, stale = v.stale,
@@ -706,9 +711,8 @@ def _finish_all(tx: Tx, batch: list[tuple[ClaimedEvent, str, Finish]]) -> list[b
             attempts += [event.id, worker, result.started_at, result.finished_at, result.status,
                          result.error]  # fmt: skip
         tx.execute(
-            "WITH v (event_id, worker, started_at, finished_at, outcome, error) AS (VALUES "
-            + ", ".join([f"({number}, {text}, {time}, {time}, {text}, {text})"] * len(recorded))
-            + """) INSERT INTO attempts (event_id, number, worker, started_at, finished_at,
+            tx.values("v", _ATTEMPT_COLUMNS, len(recorded))
+            + """INSERT INTO attempts (event_id, number, worker, started_at, finished_at,
                                          outcome, error)
                  SELECT v.event_id,
                         (SELECT COALESCE(MAX(a.number), 0) + 1 FROM attempts AS a

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .batching import Batcher
-from .database import Database, Tx
+from .batching import Batcher, each_item_once
+from .database import Database, Tx, ValueKind
 from .database import placeholders as _marks
 from .errors import one_item_may_be_at_fault
 from .keys import bounded_key
@@ -215,14 +215,11 @@ class OutboxStore:
         )
 
     async def _record_batch(self, batch: list[_Outcome]) -> list[bool]:
-        def work(tx: Tx) -> list[bool]:
-            if len({outcome.entry.id for outcome in batch}) < len(batch):
-                # One delivery twice (a lease lost and taken again): statement by statement,
-                # so that only the first outcome that holds the lease counts.
-                return [_record_outcomes(tx, [outcome]) == [True] for outcome in batch]
-            return _record_outcomes(tx, batch)
-
-        return await self.database.run(work)
+        return await self.database.run(
+            lambda tx: each_item_once(
+                batch, lambda outcome: outcome.entry.id, lambda part: _record_outcomes(tx, part)
+            )
+        )
 
     async def release(self, owner: str, ids: Iterable[int]) -> None:
         """Give back claimed deliveries without an attempt (shutdown)."""
@@ -347,10 +344,19 @@ class _Outcome:
     response_text: str | None
 
 
+_OUTCOME_COLUMNS: dict[str, ValueKind] = {
+    "id": "integer", "owner": "text", "status": "text", "next_attempt_at": "time",
+    "last_status": "integer", "last_error": "text", "response_text": "text", "finished_at": "time",
+}  # fmt: skip
+_ATTEMPT_COLUMNS: dict[str, ValueKind] = {
+    "outbox_id": "integer", "started_at": "time", "elapsed": "time", "status": "integer",
+    "error": "text",
+}  # fmt: skip
+
+
 def _record_outcomes(tx: Tx, batch: list[_Outcome]) -> list[bool]:
     """Record a batch of outcomes (each of a different delivery) in three statements, however
     many: on PostgreSQL each statement is a round trip, on SQLite a pass through the driver."""
-    time, number, text = tx.typed("time"), tx.typed("integer"), tx.typed("text")
     values: list[Any] = []
     for outcome in batch:
         attempt = outcome.attempt
@@ -358,13 +364,11 @@ def _record_outcomes(tx: Tx, batch: list[_Outcome]) -> list[bool]:
         values += [outcome.entry.id, outcome.owner, outcome.status, outcome.next_attempt_at,
                    attempt.status, attempt.error, outcome.response_text,
                    finished if outcome.status != "failed" else None]  # fmt: skip
-    row = f"({number}, {text}, {text}, {time}, {number}, {text}, {text}, {time})"
     updated = {
         int(found[0])
         for found in tx.execute(
-            "WITH v (id, owner, status, next_attempt_at, last_status, last_error, response_text, "
-            f"finished_at) AS (VALUES {', '.join([row] * len(batch))}) "
-            """UPDATE outbox SET status = v.status, attempts = outbox.attempts + 1,
+            tx.values("v", _OUTCOME_COLUMNS, len(batch))
+            + """UPDATE outbox SET status = v.status, attempts = outbox.attempts + 1,
                    next_attempt_at = v.next_attempt_at, lease_owner = NULL,
                    lease_expires_at = NULL, last_status = v.last_status,
                    last_error = v.last_error, response_text = v.response_text,
@@ -385,9 +389,8 @@ def _record_outcomes(tx: Tx, batch: list[_Outcome]) -> list[bool]:
                          attempt.error]  # fmt: skip
         # The number continues the delivery's history: a manual retry resets ``attempts``.
         tx.execute(
-            "WITH v (outbox_id, started_at, elapsed, status, error) AS (VALUES "
-            + ", ".join([f"({number}, {time}, {time}, {number}, {text})"] * len(recorded))
-            + """) INSERT INTO outbox_attempts (outbox_id, number, started_at, elapsed, status,
+            tx.values("v", _ATTEMPT_COLUMNS, len(recorded))
+            + """INSERT INTO outbox_attempts (outbox_id, number, started_at, elapsed, status,
                                                 error)
                  SELECT v.outbox_id,
                         (SELECT COALESCE(MAX(a.number), 0) + 1 FROM outbox_attempts AS a
